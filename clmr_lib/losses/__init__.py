@@ -1,0 +1,5 @@
+"""Self-supervised losses."""
+
+from clmr_lib.losses.ntxent import NTXentLoss
+
+__all__ = ["NTXentLoss"]
