@@ -28,7 +28,7 @@ class Track:
 
     def label_array(self, num_classes: int) -> np.ndarray:
         """Return the label as a float32 vector: one-hot for a class index, as is for multi-hot."""
-        if self.label is None:
+        if self.label is None or num_classes == 0:
             return np.zeros(num_classes, dtype=np.float32)
         if isinstance(self.label, (int, np.integer)):
             out = np.zeros(num_classes, dtype=np.float32)

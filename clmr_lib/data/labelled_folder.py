@@ -1,0 +1,148 @@
+"""A labelled folder: any audio files plus a ``metadata.csv`` of path, split and labels."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from clmr_lib.data.audio_folder import scan_audio_files
+from clmr_lib.data.report import SkipReport
+from clmr_lib.data.track import Track
+from clmr_lib.errors import UserError
+
+SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
+               "test": "test"}
+TAG_SEPARATOR = ";"
+
+
+def read_metadata(root: Path, metadata: str = "metadata.csv") -> tuple[list[dict], dict]:
+    """Read ``metadata.csv`` and the optional ``dataset.json`` task description of a folder."""
+    csv_path = root / metadata
+    if not csv_path.is_file():
+        raise UserError(f"{csv_path} not found: a labelled folder needs a metadata CSV with columns "
+                        "path, split and one or more label columns (--dataset_dir)")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"path", "split"} <= set(rows[0]):
+        raise UserError(f"{csv_path} must have a header with at least the columns 'path' and 'split'")
+    info_path = root / "dataset.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    return rows, info
+
+
+def infer_tasks(rows: list[dict]) -> dict:
+    """Describe each label column: multi-label if any value lists several tags, else multi-class."""
+    tasks = {}
+    for column in rows[0]:
+        if column in {"path", "split"}:
+            continue
+        values = [row[column] for row in rows if row[column]]
+        multilabel = column == "tags" or any(TAG_SEPARATOR in v for v in values)
+        classes = sorted({t.strip() for v in values for t in v.split(TAG_SEPARATOR) if t.strip()}) if multilabel \
+            else sorted(set(values))
+        tasks[column] = {"type": "multilabel" if multilabel else "multiclass", "column": column, "classes": classes}
+    return tasks
+
+
+class LabelledFolder:
+    """Audio files listed in ``metadata.csv`` with their split and labels (registered as ``folder``).
+
+    ``metadata.csv`` has a ``path`` column (relative to the folder), a ``split`` column (train,
+    valid or test) and label columns: a single label per file, or several tags separated by ``;``.
+    An optional ``dataset.json`` names each label column's type and class list (as the synthetic
+    dataset writes it); otherwise they are inferred. Files that are missing, empty or unreadable
+    are skipped and listed in :attr:`skipped`; every other file keeps its own label.
+
+    Args:
+        root: The folder holding ``metadata.csv``.
+        task: Label column to use (default: the first task described).
+        sample_rate: Target sample rate (to measure lengths).
+        audio_length: Crop length; with ``pad_short`` false, shorter files are skipped.
+        pad_short: Keep files shorter than a crop (they are zero-padded).
+        workers: Threads for the header scan.
+        progress: Show a progress bar while scanning.
+    """
+
+    def __init__(self, root: str, task: str = "", sample_rate: int = 22050, audio_length: int = 59049,
+                 pad_short: bool = True, workers: int = 4, progress: bool = True):
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise UserError(f"dataset folder {self.root} does not exist; pass the folder holding metadata.csv "
+                            "to --dataset_dir")
+        rows, info = read_metadata(self.root)
+        tasks = info.get("tasks") or infer_tasks(rows)
+        if not tasks:
+            raise UserError(f"{self.root / 'metadata.csv'} has no label column besides path and split")
+        task = task or next(iter(tasks))
+        if task not in tasks:
+            raise UserError(f"unknown task '{task}' (--task) for {self.root}; choose one of: {', '.join(tasks)}")
+        self.task, self.tasks = task, tasks
+        spec = tasks[task]
+        self.task_type, self.class_names = spec["type"], list(spec["classes"])
+        self.skipped = SkipReport()
+        self._tracks = self._build(rows, spec, sample_rate, 0 if pad_short else audio_length, workers, progress)
+
+    def _build(self, rows, spec, sample_rate, min_samples, workers, progress) -> dict:
+        column, index = spec.get("column", self.task), {c: i for i, c in enumerate(self.class_names)}
+        candidates = []
+        for line, row in enumerate(rows, start=2):
+            split = SPLIT_NAMES.get(row["split"].strip().lower())
+            path = (self.root / row["path"]).resolve()
+            if split is None:
+                self.skipped.add(str(path), f"metadata.csv line {line}: unknown split '{row['split']}'")
+                continue
+            label = self._parse_label(row.get(column, ""), index)
+            if label is None:
+                self.skipped.add(str(path), f"metadata.csv line {line}: no valid '{column}' label")
+                continue
+            candidates.append((split, Track(str(path), row["path"], label, group=row.get("piece") or None)))
+        ok, report = scan_audio_files([t.path for _, t in candidates], sample_rate, min_samples=min_samples,
+                                      workers=workers, progress=progress)
+        self.skipped.merge(report)
+        infos = dict(ok)
+        tracks = {"train": [], "valid": [], "test": []}
+        for split, track in candidates:
+            if track.path in infos:
+                track.extra["info"] = infos[track.path]
+                tracks[split].append(track)
+        return tracks
+
+    def _parse_label(self, value: str, index: dict):
+        if self.task_type == "multilabel":
+            tags = [t.strip() for t in value.split(TAG_SEPARATOR) if t.strip()]
+            if any(t not in index for t in tags):
+                return None
+            label = np.zeros(len(index), dtype=np.float32)
+            label[[index[t] for t in tags]] = 1.0
+            return label
+        value = value.strip()
+        return index.get(value)
+
+    def tracks(self, split: str) -> list[Track]:
+        """Tracks of a split (``train``, ``valid`` or ``test``) with their labels."""
+        key = SPLIT_NAMES.get(split)
+        if key is None:
+            raise UserError(f"unknown split '{split}'; use train, valid or test")
+        return list(self._tracks[key])
+
+    @classmethod
+    def from_config(cls, config: dict, root: Optional[str] = None) -> "LabelledFolder":
+        """Build from a configuration dict (``dataset_dir``, ``task``, ``sample_rate``, ...)."""
+        return cls(root or config["dataset_dir"], task=config.get("task", ""), sample_rate=config["sample_rate"],
+                   audio_length=config["audio_length"], pad_short=config.get("pad_short", True),
+                   workers=max(int(config.get("workers", 0)), 4), progress=config.get("progress", True))
+
+
+def dataset_root(dataset_dir: str, name: str, marker: str) -> str:
+    """The dataset folder: ``dataset_dir`` itself if it holds ``marker``, else ``dataset_dir/name``.
+
+    CLMR keeps each dataset in a subfolder named after it under ``--dataset_dir`` (``./data``);
+    pointing ``--dataset_dir`` straight at the dataset's own folder works too.
+    """
+    if os.path.exists(os.path.join(dataset_dir, marker)):
+        return dataset_dir
+    return os.path.join(dataset_dir, name)
