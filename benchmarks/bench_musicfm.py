@@ -1,0 +1,126 @@
+"""Benchmark: CPU seconds per 10 s of audio for full-size MusicFM, SDPA against eager attention, fp32 and bf16."""
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+from clmr_lib.models.musicfm import MusicFM
+from clmr_lib.models.musicfm.attention import RotaryPositionalEmbedding, RotarySelfAttention
+
+SAMPLE_RATE = MusicFM.sample_rate
+
+
+def cpu_name() -> str:
+    """Model name of the CPU, from /proc/cpuinfo where available."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_once(model: MusicFM, wav: torch.Tensor, attention: str, precision: str) -> tuple[float, torch.Tensor]:
+    """Time one full ``get_latent`` call (all 12 blocks); returns (seconds, output)."""
+    model.set_attention(attention)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        start = time.perf_counter()
+        out = model.get_latent(wav, layer_ix=model.depth)
+        return time.perf_counter() - start, out
+
+
+def bench_attention(model: MusicFM, lengths: list[int], repeats: int) -> None:
+    """Time one attention layer alone (where SDPA and eager differ), interleaved, at several lengths."""
+    attention: RotarySelfAttention = model.conformer.layers[0].self_attn
+    rotary: RotaryPositionalEmbedding = model.conformer.embed_positions
+    print(f"\none attention layer (1024 wide, 16 heads), milliseconds per call, median of {repeats} interleaved runs")
+    print(f"{'tokens':>7}{'audio':>8}  {'precision':<10}{'sdpa':>9}{'eager':>9}{'eager/sdpa':>12}")
+    for length in lengths:
+        x = torch.randn(1, length, attention.linear_q.in_features)
+        cos, sin = rotary(length, x.dtype)
+        for precision in ("fp32", "bf16"):
+            times = {"sdpa": [], "eager": []}
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                for repeat in range(repeats + 1):
+                    for name in ("sdpa", "eager") if repeat % 2 else ("eager", "sdpa"):
+                        attention.implementation = name
+                        start = time.perf_counter()
+                        attention(x, cos, sin)
+                        if repeat:  # the first round is a warm-up
+                            times[name].append(1000 * (time.perf_counter() - start))
+            fused, eager = statistics.median(times["sdpa"]), statistics.median(times["eager"])
+            print(f"{length:>7}{length / 25:>7.0f}s  {precision:<10}{fused:9.1f}{eager:9.1f}{eager / fused:12.2f}")
+    attention.implementation = "sdpa"
+
+
+def main() -> None:
+    """Parse arguments, build a random full-size model, time interleaved configurations, print a table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds")
+    parser.add_argument("--batch", type=int, default=1, help="clips per call")
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per configuration")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated subset of fp32,bf16")
+    parser.add_argument("--attention-repeats", type=int, default=30, help="runs of the attention-only timing")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    model = MusicFM().eval()  # published architecture, random weights
+    build = time.perf_counter() - start
+    wav = 0.1 * torch.randn(args.batch, int(args.seconds * SAMPLE_RATE))
+    configs = [(attention, precision) for precision in args.precisions.split(",") for attention in ("sdpa", "eager")]
+
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu {cpu_name()}, "
+          f"{os.cpu_count()} logical cpus, load average {os.getloadavg()[0]:.2f}")
+    print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, built in {build:.1f} s; "
+          f"input {args.batch} x {args.seconds:g} s -> {model.num_tokens(wav.shape[1])} tokens")
+
+    outputs = {}
+    for config in configs:  # warm-up (allocator, oneDNN primitive cache), not timed
+        _, outputs[config] = run_once(model, wav, *config)
+    for precision in {precision for _, precision in configs}:
+        fused, eager = outputs[("sdpa", precision)].float(), outputs[("eager", precision)].float()
+        print(f"{precision}: max |sdpa - eager| = {(fused - eager).abs().max().item():.2e}")
+    if ("sdpa", "bf16") in outputs and ("sdpa", "fp32") in outputs:
+        reference, low = outputs[("sdpa", "fp32")], outputs[("sdpa", "bf16")].float()
+        print(f"bf16 vs fp32 (sdpa): relative L2 error {((low - reference).norm() / reference.norm()).item():.2e}")
+
+    times = {config: [] for config in configs}
+    for repeat in range(args.repeats):
+        # Rotate the order so that no configuration always runs first (or after the slowest one).
+        shift = repeat % len(configs)
+        for config in configs[shift:] + configs[:shift]:
+            seconds, _ = run_once(model, wav, *config)
+            times[config].append(seconds)
+
+    per_10s = 10.0 / (args.seconds * args.batch)
+    print(f"\nseconds per 10 s of audio ({args.repeats} interleaved runs each; load average now "
+          f"{os.getloadavg()[0]:.2f})")
+    print(f"{'attention':<10}{'precision':<10}{'median':>9}{'min':>9}{'max':>9}   runs")
+    for attention, precision in configs:
+        runs = [t * per_10s for t in times[(attention, precision)]]
+        print(f"{attention:<10}{precision:<10}{statistics.median(runs):9.2f}{min(runs):9.2f}{max(runs):9.2f}   "
+              + " ".join(f"{t:.2f}" for t in runs))
+    # On a shared machine the minimum is the least disturbed estimate; both are printed.
+    def ratio(slow: tuple[str, str], fast: tuple[str, str]) -> str:
+        medians = statistics.median(times[slow]) / statistics.median(times[fast])
+        return f"median {medians:.3f}, min {min(times[slow]) / min(times[fast]):.3f}"
+
+    for precision in args.precisions.split(","):
+        print(f"{precision}: eager / sdpa time: {ratio(('eager', precision), ('sdpa', precision))}")
+    if ("sdpa", "bf16") in times and ("sdpa", "fp32") in times:
+        print(f"sdpa: fp32 / bf16 time: {ratio(('sdpa', 'fp32'), ('sdpa', 'bf16'))}")
+    if args.attention_repeats:
+        bench_attention(model, [250, 750, 1500], args.attention_repeats)
+
+
+if __name__ == "__main__":
+    main()
