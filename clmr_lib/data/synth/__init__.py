@@ -1,0 +1,1 @@
+"""Building blocks of the synthetic music generator: theory, styles, instruments, composer, renderer."""
