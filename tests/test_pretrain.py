@@ -77,3 +77,9 @@ def test_gpus_flag_mapping():
 
         with pytest.raises(UserError, match="--gpus 2"):
             devices_for(2)
+
+
+def test_fast_dev_run_checks_the_wiring(tiny_config, tmp_path):
+    path = run_pretraining(dict(tiny_config, fast_dev_run=True, run_name="dev"))
+    state = torch.load(path, weights_only=True)
+    assert state["global_step"] == 1

@@ -1,6 +1,7 @@
 """Linear and MLP probes on frozen embeddings (CLMR's linear evaluation), trained with Lightning."""
 from __future__ import annotations
 
+import logging
 from typing import Optional, Sequence
 
 import lightning as L
@@ -99,7 +100,14 @@ def fit_probe(train: tuple[torch.Tensor, torch.Tensor], valid: Optional[tuple[to
                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
                         num_sanity_val_steps=0, limit_val_batches=1.0 if valid_loader is not None else 0,
                         log_every_n_steps=1, deterministic=True)
-    trainer.fit(probe, train_loader, valid_loader)
+    # Lightning's per-fit banner (devices, model summary) would repeat for every probe.
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        trainer.fit(probe, train_loader, valid_loader)
+    finally:
+        lightning_log.setLevel(level)
     probe.eval()
     return probe
 

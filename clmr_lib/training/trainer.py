@@ -113,6 +113,8 @@ def build_trainer(config: dict, run_dir: Path, callbacks: Sequence[Callback] = (
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
         log_every_n_steps=min(50, int(config.get("log_every_n_steps", 10))),
+        check_val_every_n_epoch=int(config.get("check_val_every_n_epoch", 1)),
+        fast_dev_run=bool(config.get("fast_dev_run", False)),
         deterministic=False,
     )
     kwargs.update(devices_for(config.get("gpus", 0), int(config.get("num_nodes", 1))))
