@@ -50,7 +50,8 @@ def demo(argv: Optional[Sequence[str]] = None) -> list[dict]:
 
     from clmr_lib.checkpoints import atomic_write_bytes, load_encoder
     from clmr_lib.data import get_dataset
-    from clmr_lib.evaluation.linear_evaluation import build_eval_encoder, evaluate_encoder
+    from clmr_lib.evaluation.linear_evaluation import evaluate_encoder
+    from clmr_lib.models.frozen import frozen_encoder_from_config
     from clmr_lib.evaluation.metrics import HEADLINE
     from clmr_lib.training.pretrain import run_pretraining
     from clmr_lib.training.trainer import run_directory
@@ -62,7 +63,7 @@ def demo(argv: Optional[Sequence[str]] = None) -> list[dict]:
     checkpoint = run_pretraining(config)
     print(f"pretraining done in {time.time() - start:.0f} s: {checkpoint}")
 
-    encoders = {"clmr": load_encoder(checkpoint), "random": build_eval_encoder(dict(config, checkpoint_path="random"))[0]}
+    encoders = {"clmr": load_encoder(checkpoint), "random": frozen_encoder_from_config(dict(config, checkpoint_path="random"))[0]}
     caches = {name: {} for name in encoders}
     rows, details = [], {}
     for task in TASKS:

@@ -5,31 +5,17 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import lightning as L
 import numpy as np
 from torch import nn
 
-from clmr_lib.checkpoints import atomic_write_bytes, frozen, load_encoder
+from clmr_lib.checkpoints import atomic_write_bytes
 from clmr_lib.data import get_dataset
 from clmr_lib.data.report import SkipReport
 from clmr_lib.errors import UserError
 from clmr_lib.evaluation.embeddings import extract_embeddings
 from clmr_lib.evaluation.metrics import multiclass_metrics, multilabel_metrics
 from clmr_lib.evaluation.probe import chunk_arrays, fit_probe, track_predictions
-from clmr_lib.models import SampleCNN
-
-
-def build_eval_encoder(config: dict) -> tuple[nn.Module, str]:
-    """The frozen encoder to probe and its name: a checkpoint, or ``random`` (the random-init baseline)."""
-    path = config.get("checkpoint_path") or ""
-    if not path:
-        raise UserError("no encoder to evaluate: pass --checkpoint PATH (or --checkpoint random for the baseline)")
-    if path == "random":
-        L.seed_everything(int(config["seed"]), verbose=False)
-        encoder = SampleCNN(channels=config["sample_cnn_channels"], strides=config["sample_cnn_strides"],
-                            sample_rate=int(config["sample_rate"]), audio_length=int(config["audio_length"]))
-        return frozen(encoder), "random"
-    return load_encoder(path), str(path)
+from clmr_lib.models.frozen import frozen_encoder_from_config
 
 
 def evaluate_encoder(encoder: nn.Module, dataset, config: dict, cache: Optional[dict] = None,
@@ -76,7 +62,7 @@ def evaluate_encoder(encoder: nn.Module, dataset, config: dict, cache: Optional[
 
 def run_linear_evaluation(config: dict) -> dict:
     """Evaluate the encoder of ``--checkpoint`` on ``--dataset`` and save the results as JSON."""
-    encoder, name = build_eval_encoder(config)
+    encoder, name = frozen_encoder_from_config(config)
     config = dict(config, sample_rate=encoder.sample_rate, audio_length=encoder.audio_length)
     dataset = get_dataset(config)
     result = evaluate_encoder(encoder, dataset, config, progress=config.get("progress", True))
