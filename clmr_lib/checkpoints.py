@@ -5,7 +5,6 @@ import argparse
 import io
 import os
 import pickle
-import tempfile
 import types
 import zipfile
 from pathlib import Path
@@ -15,28 +14,12 @@ import torch
 from torch import nn
 
 from clmr_lib.errors import UserError
+from clmr_lib.utils.atomic import atomic_write_bytes
 from clmr_lib.models.sample_cnn import SampleCNN
 
 #: The only non-builtin classes a real checkpoint needs: CLMR's Lightning checkpoints store their
 #: hyperparameters as an ``argparse.Namespace``. Nothing else is ever unpickled.
 SAFE_GLOBALS = [argparse.Namespace]
-
-
-def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:

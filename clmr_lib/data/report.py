@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import threading
 from typing import Iterable, Iterator, Tuple, Union
+
+from clmr_lib.utils.atomic import atomic_write_bytes
 
 
 class SkipReport:
@@ -94,20 +95,8 @@ class SkipReport:
         path = os.fspath(path)
         items = self.items()
         payload = {"count": len(items), "skipped": [{"path": p, "reason": r} for p, r in items]}
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-        try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle, indent=2, ensure_ascii=False)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+        text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+        atomic_write_bytes(text.encode("utf-8"), path)
 
     @classmethod
     def from_json(cls, path: str) -> "SkipReport":
