@@ -59,7 +59,7 @@ def test_json_failure_keeps_the_previous_file(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(json, "dump", fail)
+    monkeypatch.setattr(os, "fsync", fail)  # the disk fails while the new file is being written
     with pytest.raises(OSError):
         SkipReport([("/b", "y")]).to_json(str(path))
     assert path.read_text() == before and os.listdir(tmp_path) == ["skipped.json"]
