@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["clmr_lib", "clmr_lib.*"]),
-    package_data={"clmr_lib": ["splits/**/*", "config/*.yaml"]},
+    package_data={"clmr_lib": ["data/splits/*", "config/*.yaml"]},
     include_package_data=True,
     install_requires=[
         # torchaudio's compiled extension loads only beside its exact torch release.
