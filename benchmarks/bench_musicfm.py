@@ -25,12 +25,17 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def run_once(model: MusicFM, wav: torch.Tensor, attention: str, precision: str) -> tuple[float, torch.Tensor]:
-    """Time one full ``get_latent`` call (all 12 blocks); returns (seconds, output)."""
+def run_once(model: MusicFM, wav: torch.Tensor, name: str, precision: str) -> tuple[float, torch.Tensor]:
+    """Time one ``get_latent`` call; returns (seconds, output).
+
+    ``name`` is ``"sdpa"`` or ``"eager"`` (all blocks, the last layer), or ``"sdpa@7"``: layer 7
+    with the blocks after it skipped (the original code runs every block whatever layer is asked).
+    """
+    attention, _, layer = name.partition("@")
     model.set_attention(attention)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         start = time.perf_counter()
-        out = model.get_latent(wav, layer_ix=model.depth)
+        out = model.get_latent(wav, layer_ix=int(layer) if layer else model.depth)
         return time.perf_counter() - start, out
 
 
@@ -58,6 +63,24 @@ def bench_attention(model: MusicFM, lengths: list[int], repeats: int) -> None:
     attention.implementation = "sdpa"
 
 
+def bench_breakdown(model: MusicFM, wav: torch.Tensor, repeats: int) -> None:
+    """Where one fp32 pass spends its time: mel + conv front-end against the Conformer (SDPA)."""
+    model.set_attention("sdpa")
+    parts = {"mel + conv front-end": [], "conformer (12 blocks)": []}
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            tokens = model.conv(model.preprocessor_melspec_2048(wav))
+            middle = time.perf_counter()
+            model.conformer(tokens)
+            parts["mel + conv front-end"].append(middle - start)
+            parts["conformer (12 blocks)"].append(time.perf_counter() - middle)
+    total = sum(statistics.median(times) for times in parts.values())
+    print(f"\nwhere the time goes (fp32, sdpa, median of {repeats}):")
+    for name, times in parts.items():
+        print(f"  {name:<24}{statistics.median(times):7.2f} s  ({100 * statistics.median(times) / total:.0f}%)")
+
+
 def main() -> None:
     """Parse arguments, build a random full-size model, time interleaved configurations, print a table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -67,6 +90,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated subset of fp32,bf16")
     parser.add_argument("--attention-repeats", type=int, default=30, help="runs of the attention-only timing")
+    parser.add_argument("--breakdown-repeats", type=int, default=3, help="runs of the front-end/conformer split")
+    parser.add_argument("--early-exit-layer", type=int, default=7,
+                        help="also time ours at this layer, later blocks skipped (MusicFM README: 7; 0: off)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -76,7 +102,8 @@ def main() -> None:
     model = MusicFM().eval()  # published architecture, random weights
     build = time.perf_counter() - start
     wav = 0.1 * torch.randn(args.batch, int(args.seconds * SAMPLE_RATE))
-    configs = [(attention, precision) for precision in args.precisions.split(",") for attention in ("sdpa", "eager")]
+    names = ("sdpa", "eager") + ((f"sdpa@{args.early_exit_layer}",) if args.early_exit_layer else ())
+    configs = [(name, precision) for precision in args.precisions.split(",") for name in names]
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu {cpu_name()}, "
           f"{os.cpu_count()} logical cpus, load average {os.getloadavg()[0]:.2f}")
@@ -104,7 +131,7 @@ def main() -> None:
     per_10s = 10.0 / (args.seconds * args.batch)
     print(f"\nseconds per 10 s of audio ({args.repeats} interleaved runs each; load average now "
           f"{os.getloadavg()[0]:.2f})")
-    print(f"{'attention':<10}{'precision':<10}{'median':>9}{'min':>9}{'max':>9}   runs")
+    print(f"{'attention':<10}{'precision':<10}{'median':>9}{'min':>9}{'max':>9}   runs   (sdpa@L: layer L, early exit)")
     for attention, precision in configs:
         runs = [t * per_10s for t in times[(attention, precision)]]
         print(f"{attention:<10}{precision:<10}{statistics.median(runs):9.2f}{min(runs):9.2f}{max(runs):9.2f}   "
@@ -118,6 +145,21 @@ def main() -> None:
         print(f"{precision}: eager / sdpa time: {ratio(('eager', precision), ('sdpa', precision))}")
     if ("sdpa", "bf16") in times and ("sdpa", "fp32") in times:
         print(f"sdpa: fp32 / bf16 time: {ratio(('sdpa', 'fp32'), ('sdpa', 'bf16'))}")
+
+    print(f"\nsummary: seconds per 10 s of audio, full-size MusicFM ({model.depth} blocks, "
+          f"{model.conformer.layer_norm.normalized_shape[0]} wide), CPU, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} interleaved runs")
+    for precision in args.precisions.split(","):
+        ours = statistics.median(times[("sdpa", precision)]) * per_10s
+        eager = statistics.median(times[("eager", precision)]) * per_10s
+        print(f"  {precision}: ours (SDPA) {ours:.2f} s, plain eager attention {eager:.2f} s -> "
+              f"eager / ours = {eager / ours:.2f}x")
+        if args.early_exit_layer:
+            early = statistics.median(times[(f"sdpa@{args.early_exit_layer}", precision)]) * per_10s
+            print(f"  {precision}: ours at layer {args.early_exit_layer} (later blocks skipped) {early:.2f} s -> "
+                  f"eager all blocks (as the original computes) / ours = {eager / early:.2f}x")
+    if args.breakdown_repeats:
+        bench_breakdown(model, wav, args.breakdown_repeats)
     if args.attention_repeats:
         bench_attention(model, [250, 750, 1500], args.attention_repeats)
 

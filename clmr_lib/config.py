@@ -56,12 +56,15 @@ def _parse_yaml_value(text: str):
         raise argparse.ArgumentTypeError(f"'{text}' is not a valid value") from exc
 
 
+_KIND_NAMES = {int: "an integer", float: "a number"}
+
+
 def _typed(kind):
     def parse(text: str):
         try:
             return kind(text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got '{text}'") from exc
+            raise argparse.ArgumentTypeError(f"expected {_KIND_NAMES.get(kind, kind.__name__)}, got '{text}'") from exc
 
     parse.__name__ = kind.__name__
     return parse

@@ -1,10 +1,13 @@
-"""Contrastive pretraining from a config dict: data, module, trainer, resume and the skipped-file report."""
+"""Contrastive pretraining from a config dict: checks, data, module, trainer, resume and the skipped-file report."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader
 
 from clmr_lib.checkpoints import atomic_write_bytes
@@ -12,10 +15,13 @@ from clmr_lib.data import get_dataset
 from clmr_lib.data.crops import RandomCrops, worker_init
 from clmr_lib.data.report import SkipReport
 from clmr_lib.errors import UserError
+from clmr_lib.training.checks import AUGMENTATION_KEYS, NEW_KEY_DEFAULTS, validate_pretraining
 from clmr_lib.training.contrastive import ContrastiveLearning
-from clmr_lib.training.trainer import build_trainer, checkpoint_callbacks, resume_checkpoint, run_directory
-
-AUGMENTATION_KEYS = ("polarity", "noise", "gain", "filters", "delay", "pitch", "reverb")
+from clmr_lib.training.nonfinite import NonFiniteGuard
+from clmr_lib.training.resume import ExactResume, checkpoint_files, resume_checkpoint
+from clmr_lib.training.sampling import GlobalBatchSampler, SeededItems
+from clmr_lib.training.trainer import build_trainer, checkpoint_callbacks, devices_for, ensure_writable, run_directory
+from clmr_lib.utils.rng import derive_seed
 
 
 def encoder_kwargs(config: dict) -> dict:
@@ -39,23 +45,27 @@ def build_module(config: dict) -> ContrastiveLearning:
 
 
 def crop_loader(tracks, config: dict, shuffle: bool, num_classes: int = 0, n_views: int = 2) -> DataLoader:
-    """DataLoader of random crops: the workers only decode and crop; augmentation runs in the module."""
-    batch_size = int(config["batch_size"])
+    """DataLoader of random crops: the workers only decode and crop; augmentation runs in the module.
+
+    The order comes from a :class:`GlobalBatchSampler` (``loader.sampler``): seeded per epoch,
+    sharded over the processes of a DDP run, resumable mid-epoch. Crops are drawn per
+    ``(seed, epoch, index)`` (:class:`SeededItems`), whatever process or worker reads them.
+    """
+    batch_size, seed = int(config["batch_size"]), int(config["seed"])
     workers = int(config.get("workers", 0))
-    dataset = RandomCrops(tracks, int(config["sample_rate"]), int(config["audio_length"]), n_views=n_views,
-                          num_classes=num_classes)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                      drop_last=shuffle and len(dataset) > batch_size, worker_init_fn=worker_init,
-                      persistent_workers=workers > 0, pin_memory=False)
+    crops = RandomCrops(tracks, int(config["sample_rate"]), int(config["audio_length"]), n_views=n_views,
+                        num_classes=num_classes)
+    sampler = GlobalBatchSampler(len(crops), batch_size, shuffle=shuffle, seed=seed)
+    # Its own generator: creating an iterator must not draw from the global random stream.
+    generator = torch.Generator().manual_seed(derive_seed(seed, "loader"))
+    return DataLoader(SeededItems(crops, seed), batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      worker_init_fn=worker_init, generator=generator, persistent_workers=workers > 0,
+                      pin_memory=False)
 
 
 def validate(config: dict) -> None:
-    """One-line errors for settings that cannot work, before any data is read."""
-    if int(config["batch_size"]) < 2:
-        raise UserError(f"--batch_size {config['batch_size']}: contrastive learning needs at least 2 tracks per "
-                        "batch; use --batch_size 2 or more (CLMR: 48)")
-    if int(config["audio_length"]) <= 0 or int(config["sample_rate"]) <= 0:
-        raise UserError("--audio_length and --sample_rate must be positive")
+    """One-line errors for settings that cannot work, before any data is read (see :mod:`~clmr_lib.training.checks`)."""
+    validate_pretraining(config)
 
 
 def write_skip_report(report: SkipReport, run_dir: Path) -> None:
@@ -69,34 +79,56 @@ def run_pretraining(config: dict) -> Path:
     """Pretrain an encoder with CLMR and return the path of the final checkpoint.
 
     Checkpoints (``last.ckpt`` every ``checkpoint_every_n_steps`` steps and periodic ones) and
-    TensorBoard/CSV logs go to ``<log_dir>/<run_name>/``; ``resume`` continues from ``last.ckpt``.
+    TensorBoard/CSV logs go to ``<log_dir>/<run_name>/``; ``resume`` continues from the newest
+    readable checkpoint, exactly (see :class:`~clmr_lib.training.resume.ExactResume`).
+
+    Everything a user can get wrong is checked before the data are scanned or processes
+    started, so a mistake costs seconds and gives one line (:class:`UserError`).
     """
+    config = {**NEW_KEY_DEFAULTS, **config}
     validate(config)
-    L.seed_everything(int(config["seed"]), workers=True)
+    devices = devices_for(config["gpus"], int(config["num_nodes"]), int(config["cpu_processes"]))
+    seed = int(config["seed"])
+    L.seed_everything(seed, workers=True, verbose=False)
     run_dir = run_directory(config)
+    ensure_writable(run_dir)
     checkpoint_dir = run_dir / "checkpoints"
-    ckpt_path = resume_checkpoint(config, checkpoint_dir)
-    if ckpt_path is None and (checkpoint_dir / "last.ckpt").exists():
+    module = build_module(config)
+    ckpt_path = resume_checkpoint(config, checkpoint_dir, module, run_dir)
+    if ckpt_path is None and not config.get("resume") and checkpoint_files(checkpoint_dir, run_dir):
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it, or a new --run_name")
 
     dataset = get_dataset(config)
     train_tracks, valid_tracks = dataset.tracks("train"), dataset.tracks("valid")
     if not train_tracks:
         raise UserError(f"no readable audio in the training split of {config['dataset_dir']}; check --dataset_dir")
-    module = build_module(config)
-    trainer = build_trainer(config, run_dir, callbacks=checkpoint_callbacks(
-        checkpoint_dir, config.get("checkpoint_every_n_steps", 100), config.get("checkpoint_every_n_epochs", 10)),
-        limit_val_batches=1.0 if valid_tracks else 0, num_sanity_val_steps=0)
-    atomic_write_bytes(json.dumps(config, indent=2, default=str).encode(), run_dir / "config.json")
+    train_loader = crop_loader(train_tracks, config, shuffle=True)
     valid_loader = crop_loader(valid_tracks, config, shuffle=False) if valid_tracks else None
-    trainer.fit(module, crop_loader(train_tracks, config, shuffle=True), valid_loader, ckpt_path=ckpt_path)
+    callbacks = [ExactResume(seed, train_loader.sampler),
+                 NonFiniteGuard(int(config["max_nonfinite_steps"]), checkpoint_dir),
+                 *checkpoint_callbacks(checkpoint_dir, config["checkpoint_every_n_steps"],
+                                       config["checkpoint_every_n_epochs"])]
+    try:
+        trainer = build_trainer(config, run_dir, callbacks=callbacks, devices=devices,
+                                limit_val_batches=1.0 if valid_tracks else 0, num_sanity_val_steps=0,
+                                use_distributed_sampler=False)
+        atomic_write_bytes(json.dumps(config, indent=2, default=str).encode(), run_dir / "config.json")
+        with warnings.catch_warnings():
+            # Lightning cannot tell that our sampler resumes mid-epoch (ExactResume restores it).
+            warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch")
+            trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+    except MisconfigurationException as exc:
+        # Lightning's checks of devices, nodes and cluster settings: configuration, not a bug.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{first} (check --gpus, --num_nodes, --cpu_processes and --precision)") from exc
     final = checkpoint_dir / "last.ckpt"
     trainer.save_checkpoint(final, weights_only=False)
 
-    report = SkipReport()
-    report.merge(dataset.skipped)
-    for split, tracks in (("train", train_tracks), ("valid", valid_tracks)):
-        for index in sorted(module.failed_indices[split]):
-            report.add(tracks[index].path, "could not be decoded during training")
-    write_skip_report(report, run_dir)
+    if trainer.is_global_zero:
+        report = SkipReport()
+        report.merge(dataset.skipped)
+        for split, tracks in (("train", train_tracks), ("valid", valid_tracks)):
+            for index in sorted(module.failed_indices[split]):
+                report.add(tracks[index].path, "could not be decoded during training")
+        write_skip_report(report, run_dir)
     return final

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.distributed as dist
@@ -127,3 +128,44 @@ def gather_with_grad(x: Tensor, *, counts: list[int] | None = None) -> Tensor:
     if counts is None:
         counts = row_counts(x)
     return _GatherWithGrad.apply(x, counts)
+
+
+def any_process(flag: bool, device: torch.device | str | None = None) -> bool:
+    """Whether ``flag`` is true on at least one process (a collective: every process must call it).
+
+    Lets all processes take the same decision (e.g. to skip an optimiser step) from a condition
+    that only some of them observed, so that none waits in a collective the others skipped.
+
+    Args:
+        flag: This process's observation.
+        device: Device of the tensor exchanged (a CUDA device under the NCCL backend).
+
+    Returns:
+        The logical OR of ``flag`` over all processes; ``flag`` itself without a process group.
+    """
+    if not is_distributed():
+        return bool(flag)
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def is_main_process() -> bool:
+    """Whether this is the global rank-0 process, also before torch.distributed is initialised.
+
+    Read from the process group when there is one, else from what the launcher put in the
+    environment: ``RANK`` (torchrun), ``LOCAL_RANK`` and ``NODE_RANK`` (Lightning's own launcher),
+    ``SLURM_PROCID`` (srun).
+
+    Returns:
+        True for rank 0 and for a process started on its own.
+    """
+    if is_distributed():
+        return dist.get_rank() == 0
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"]) == 0
+    # Before SLURM_PROCID: it is also set when SLURM does not start the training processes.
+    if "LOCAL_RANK" in env:
+        return int(env["LOCAL_RANK"]) == 0 and int(env.get("NODE_RANK", 0) or 0) == 0
+    return int(env.get("SLURM_PROCID", 0) or 0) == 0
