@@ -265,8 +265,9 @@ def test_full_size_model_has_the_official_parameters_and_keys():
 def test_encoder_protocol_and_embeddings(wav, expected):
     encoder = MusicFMEncoder.from_pretrained(CHECKPOINT, STATS, layer=1)
     assert (encoder.sample_rate, encoder.frame_rate, encoder.embedding_dim, encoder.num_layers) == (24000, 25, 64, 3)
-    frames = encoder.frame_embeddings(wav)
+    frames, timestamps = encoder.frame_embeddings(wav)
     torch.testing.assert_close(frames, expected["layer_1"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(timestamps, torch.arange(127, dtype=torch.float64) * 0.04)
     clip = encoder(wav.unsqueeze(1))
     assert clip.shape == (2, 64)
     torch.testing.assert_close(clip, expected["layer_1"].mean(dim=1), atol=1e-4, rtol=1e-4)
@@ -307,3 +308,108 @@ def test_bf16_autocast_and_bf16_weights_stay_close_to_fp32(wav, expected):
     assert model.preprocessor_melspec_2048.mel_stft.mel_scale.fb.dtype == torch.float32
     for output in (autocast, low):
         assert ((output - reference).norm() / reference.norm()).item() < 0.05
+
+
+# --- encoder protocol: long audio, all layers, resampling, configuration ---------------------------
+
+def record_inputs(encoder: MusicFMEncoder) -> list[int]:
+    """Wrap the model's entry points so every waveform length they receive is recorded."""
+    lengths, model = [], encoder.model
+    latent, hidden = model.get_latent, model.get_hidden_states
+
+    def get_latent(x, layer_ix=12):
+        lengths.append(x.shape[-1])
+        return latent(x, layer_ix)
+
+    def get_hidden_states(x):
+        lengths.append(x.shape[-1])
+        return hidden(x)
+
+    model.get_latent, model.get_hidden_states = get_latent, get_hidden_states
+    return lengths
+
+
+@pytest.mark.parametrize("repeats", [2, 4])
+def test_long_audio_goes_through_bounded_windows_and_matches_one_pass(wav, repeats):
+    encoder = MusicFMEncoder.from_pretrained(CHECKPOINT, STATS, layer=0, window_seconds=2.0, context_seconds=0.5)
+    long = torch.cat([wav] * repeats, dim=1)  # 10 s or 20 s
+    with torch.no_grad():
+        one_pass = encoder.model.get_latent(long, 0)
+    lengths = record_inputs(encoder)
+    frames, timestamps = encoder.frame_embeddings(long)
+    # Memory does not grow with the length: no window is longer than 2 s + one frame.
+    assert len(lengths) >= 4 * repeats and max(lengths) <= (50 + 1) * 960
+    # The conv front-end (layer 0) sees less than the 0.5 s of context, so windows change nothing.
+    assert frames.shape == one_pass.shape
+    torch.testing.assert_close(frames, one_pass, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(timestamps, torch.arange(one_pass.shape[1], dtype=torch.float64) * 0.04)
+    torch.testing.assert_close(encoder(long), one_pass.mean(dim=1), atol=1e-4, rtol=1e-4)
+
+
+def test_conformer_layers_of_long_audio_agree_inside_each_window(wav):
+    encoder = MusicFMEncoder.from_pretrained(CHECKPOINT, STATS, layer=2, window_seconds=4.0, context_seconds=1.0)
+    long = torch.cat([wav] * 3, dim=1)
+    frames, _ = encoder.frame_embeddings(long)
+    with torch.no_grad():  # 4 s windows keep 2 s each: the second covers frames 25..125 and keeps 50..100
+        window = encoder.model.get_latent(long[:, 25 * 960:125 * 960], 2)
+    torch.testing.assert_close(frames[:, 50:100], window[:, 25:75], atol=1e-5, rtol=1e-5)
+    assert frames.shape == (2, encoder.model.num_tokens(long.shape[1]), 64)
+
+
+def test_all_layers_mode(wav, expected):
+    encoder = MusicFMEncoder.from_pretrained(CHECKPOINT, STATS, layer="all")
+    assert encoder.all_layers and encoder.embedding_dim == 64 and encoder.layer_dims == [64] * 3
+    clip = encoder(wav)
+    assert clip.shape == (2, 3, 64)
+    for layer_ix in range(3):
+        torch.testing.assert_close(clip[:, layer_ix], expected[f"layer_{layer_ix}"].mean(dim=1), atol=1e-4, rtol=1e-4)
+    frames, timestamps = encoder.frame_embeddings(wav)
+    assert frames.shape == (2, 127, 3, 64) and timestamps.shape == (127,)
+    encoder.layer = -1
+    assert encoder.layer == 2
+
+
+def test_short_clips_and_other_sample_rates(wav):
+    encoder = MusicFMEncoder.from_pretrained(CHECKPOINT, STATS, layer=1)
+    frames, timestamps = encoder.frame_embeddings(torch.randn(1, 500))
+    assert frames.shape == (1, 1, 64) and timestamps.tolist() == [0.0]
+    from clmr_lib.models.protocol import resample
+
+    audio = wav[:, :32000]  # taken as 2 s at 16 kHz, which MusicFM hears at 24 kHz
+    torch.testing.assert_close(encoder.clip_embeddings(audio, sample_rate=16000),
+                               encoder.clip_embeddings(resample(audio, 16000, 24000)))
+    frames, timestamps = encoder.frame_embeddings(audio, sample_rate=16000)
+    assert frames.shape[1] == 50 and timestamps[-1].item() == pytest.approx(1.96)
+
+
+def test_registry_and_evaluation_config():
+    from clmr_lib.config import load_config
+    from clmr_lib.models import ENCODERS, build_encoder
+    from clmr_lib.models.frozen import frozen_encoder_from_config
+
+    assert "musicfm" in ENCODERS
+    assert build_encoder("musicfm", checkpoint_path=CHECKPOINT, stats_path=STATS, layer=1).layer == 1
+    assert_one_line_user_error(lambda: build_encoder("musicfm"), "--musicfm_checkpoint")
+
+    config = dict(load_config(), encoder="musicfm", musicfm_checkpoint=str(CHECKPOINT), musicfm_stats=str(STATS),
+                  musicfm_layer=1)
+    encoder, name = frozen_encoder_from_config(config)
+    assert isinstance(encoder, MusicFMEncoder) and name == "musicfm_checkpoint_layer1"
+    assert (encoder.layer, encoder.audio_length, encoder.window_frames) == (1, 240000, 750)
+    encoder, name = frozen_encoder_from_config(dict(config, all_layers=True, musicfm_chunk_seconds=5.0))
+    assert encoder.all_layers and encoder.audio_length == 120000 and name == "musicfm_checkpoint_all_layers"
+    assert_one_line_user_error(lambda: frozen_encoder_from_config(dict(config, musicfm_layer=7)), "--musicfm_layer")
+    assert_one_line_user_error(lambda: frozen_encoder_from_config(dict(config, musicfm_stats="")), "--musicfm_stats")
+    assert_one_line_user_error(lambda: frozen_encoder_from_config(dict(config, musicfm_checkpoint="")),
+                               "--musicfm_checkpoint")
+    assert_one_line_user_error(lambda: frozen_encoder_from_config(dict(config, musicfm_chunk_seconds=0.0)),
+                               "--musicfm_chunk_seconds")
+    # Beside other encoders in one comparison: "--checkpoint musicfm", or its file as --checkpoint.
+    plain = dict(load_config(), musicfm_stats=str(STATS), musicfm_layer=1)
+    encoder, name = frozen_encoder_from_config(dict(plain, checkpoint_path="musicfm",
+                                                    musicfm_checkpoint=str(CHECKPOINT)))
+    assert isinstance(encoder, MusicFMEncoder) and name == "musicfm_checkpoint_layer1"
+    encoder, _ = frozen_encoder_from_config(dict(plain, encoder="musicfm", checkpoint_path=str(CHECKPOINT)))
+    assert isinstance(encoder, MusicFMEncoder)
+    encoder, name = frozen_encoder_from_config(dict(config, checkpoint_path="random"))
+    assert not isinstance(encoder, MusicFMEncoder) and name == "random"
