@@ -1,4 +1,4 @@
-"""Linear evaluation of a frozen encoder. See README.md; every config/config.yaml key is a --flag."""
+"""Linear evaluation of frozen encoders and baselines in one table; see README.md. Every config key is a --flag."""
 import sys
 
 from clmr_lib.cli.evaluate import main

@@ -36,3 +36,14 @@ def test_multiclass_accuracy_top3_f1_confusion():
     # class a: precision 1/3, recall 1 -> F1 0.5; the others have no true positive
     assert result["macro_f1"] == pytest.approx(0.5 / 4)
     assert top_k_accuracy(labels, scores, 10) == 1.0
+
+
+def test_task_metrics_dispatches_on_the_task_type():
+    from clmr_lib.evaluation.metrics import TABLE_METRICS, task_metrics
+
+    onehot = np.eye(3)[[0, 1, 2, 2]]
+    scores = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.3, 0.2]])
+    single = task_metrics("multiclass", onehot, scores, ["a", "b", "c"])
+    assert single["accuracy"] == 0.75 and set(TABLE_METRICS["multiclass"]) <= set(single)
+    multi = task_metrics("multilabel", onehot, scores, ["a", "b", "c"])
+    assert set(TABLE_METRICS["multilabel"]) <= set(multi) and "per_tag" in multi

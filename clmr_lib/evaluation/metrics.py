@@ -45,10 +45,22 @@ def multiclass_metrics(labels: np.ndarray, scores: np.ndarray, class_names: Sequ
     return {
         "accuracy": float(np.mean(predictions == labels)),
         "top3_accuracy": top_k_accuracy(labels, scores, 3),
-        "macro_f1": float(f1_score(labels, predictions, average="macro", labels=range(len(class_names)), zero_division=0)),
+        "macro_f1": float(f1_score(labels, predictions, average="macro", labels=range(len(class_names)),
+                                   zero_division=0)),
         "confusion_matrix": confusion.tolist(),
     }
 
 
+def task_metrics(task_type: str, targets: np.ndarray, scores: np.ndarray, class_names: Sequence[str]) -> dict:
+    """The metrics of a task type from multi-hot / one-hot ``targets`` and track ``scores``."""
+    targets = np.asarray(targets)
+    if task_type == "multilabel":
+        return multilabel_metrics(targets, scores, class_names)
+    return multiclass_metrics(targets.argmax(axis=1), scores, class_names)
+
+
 #: The headline metrics of each task type, in the order a table shows them.
 HEADLINE = {"multilabel": ("roc_auc", "pr_auc"), "multiclass": ("accuracy", "top3_accuracy")}
+
+#: Every scalar metric of each task type, in the order the results table shows them.
+TABLE_METRICS = {"multilabel": ("roc_auc", "pr_auc"), "multiclass": ("accuracy", "top3_accuracy", "macro_f1")}

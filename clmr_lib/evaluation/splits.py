@@ -1,0 +1,45 @@
+"""Evaluation splits: a validation split held out of the training split when a dataset has none."""
+from __future__ import annotations
+
+import numpy as np
+
+from clmr_lib.data.report import SkipReport
+
+
+class HeldOutValidation:
+    """A dataset whose missing validation split is carved out of its training split.
+
+    Early stopping, the plateau schedule and the classical probes' grid search all need validation
+    tracks; without them a probe would train for ``finetuner_max_epochs`` and be chosen blindly.
+    ``fraction`` of the labelled training tracks (whole groups — piece, album — when tracks carry
+    one, so that no group straddles the two) are moved to validation, drawn with ``seed``.
+
+    Args:
+        dataset: The dataset (``tracks(split)``, ``task_type``, ``class_names``, ``skipped``).
+        fraction: Share of the training tracks (or groups) held out.
+        seed: Seed of the draw.
+    """
+
+    def __init__(self, dataset, fraction: float = 0.1, seed: int = 42):
+        self.dataset = dataset
+        self.task_type, self.class_names = dataset.task_type, dataset.class_names
+        self.task, self.skipped = getattr(dataset, "task", ""), getattr(dataset, "skipped", SkipReport())
+        train = dataset.tracks("train")
+        groups = sorted({t.group or t.path for t in train})
+        rng = np.random.default_rng(seed)
+        held = set(rng.choice(groups, size=max(1, int(round(fraction * len(groups)))), replace=False).tolist())
+        self._splits = {"train": [t for t in train if (t.group or t.path) not in held],
+                        "valid": [t for t in train if (t.group or t.path) in held], "test": dataset.tracks("test")}
+
+    def tracks(self, split: str) -> list:
+        """Tracks of ``train`` (what is left), ``valid`` (held out) or ``test`` (unchanged)."""
+        return list(self._splits[split])
+
+
+def with_validation(dataset, seed: int, fraction: float = 0.1):
+    """``dataset`` itself when it has labelled validation tracks, else a :class:`HeldOutValidation` view."""
+    if any(t.label is not None for t in dataset.tracks("valid")):
+        return dataset
+    if sum(t.label is not None for t in dataset.tracks("train")) < 10:
+        return dataset  # too few to spare any: probes train without early stopping
+    return HeldOutValidation(dataset, fraction, seed)
