@@ -34,6 +34,7 @@ setup(
             "clmr-pretrain=clmr_lib.cli.pretrain:main",
             "clmr-evaluate=clmr_lib.cli.evaluate:main",
             "clmr-preprocess=clmr_lib.cli.preprocess:main",
+            "clmr-export=clmr_lib.cli.export:main",
         ]
     },
 )

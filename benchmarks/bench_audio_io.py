@@ -1,10 +1,24 @@
-"""Benchmark: crop reads against whole-file decodes per format, header checks, soxr against torchaudio."""
+"""Benchmark: crop reads against whole-file decodes per format, header checks, soxr against torchaudio.
+
+What it measures, with the library's reader (``clmr_lib.data.audio_io.read_audio``): the time to
+read one random 59,049-sample crop at 22,050 Hz (what a training step asks per view) from a
+``--seconds`` long file in WAV, FLAC, OGG and MP3, written at 44.1 kHz stereo and at 22,050 Hz
+mono; the time to decode the whole file instead; soundfile alone (``raw``: no down-mix, no
+resampling); the header scan (``info``, ``info+verify`` also checks the end of the file); and
+soxr against torchaudio resampling a crop and a whole file.
+
+How to read it: figures are ``median [min-max]`` over ``--repeats`` interleaved rounds (a crop
+figure is the mean of ``--reads`` random crops in one round). ``crops/s`` is what one loader
+worker delivers from that format; ``whole/crop`` is how many crops cost as much as one
+whole-file decode. Training reads crops by seeking, so crops/s, not the whole-file time, bounds
+the data pipeline. Raw MP3 crops seek without the library's lead-in, so libmpg123 may print
+``part2_3_length ... too large`` on stderr: the reason the library decodes a lead-in.
+
+Run: ``.venv/bin/python benchmarks/bench_audio_io.py [--quick] [--repeats 9] [--json out.json]``.
+"""
 import argparse
 import os
-import platform
-import statistics
 import tempfile
-import time
 
 import numpy as np
 import soundfile as sf
@@ -12,139 +26,139 @@ import soxr
 import torch
 import torchaudio
 
+from _common import (add_common_arguments, machine_header, median, music_like, parse_args, repeat_interleaved,
+                     set_threads, spread, summary, write_json)
 from clmr_lib.data import audio_io
 from clmr_lib.data.audio_io import audio_info, read_audio
 
 SAMPLE_RATE = 22050
 CROP = 59049
 FORMATS = (".wav", ".flac", ".ogg", ".mp3")
+#: Source files: (sample rate, channels).
+SOURCES = ((44100, 2), (SAMPLE_RATE, 1))
+CASES = ("crop", "whole", "raw crop", "raw whole", "info", "info+verify")
 
 
-def cpu_name() -> str:
-    """Model name of the CPU, from /proc/cpuinfo where available."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def write_files(folder: str, seconds: float, rate: int, channels: int) -> dict:
+    """One test file per format (those libsndfile can write) at ``rate`` with ``channels``: ``extension -> path``."""
+    audio = music_like(seconds, rate)
+    audio = audio[:, 0].copy() if channels == 1 else audio
+    paths = {}
+    for extension in FORMATS:
+        if extension[1:].upper() not in sf.available_formats():
+            print(f"libsndfile {sf.__libsndfile_version__} cannot write {extension[1:].upper()}; skipped")
+            continue
+        paths[extension] = os.path.join(folder, f"bench_{rate}_{channels}{extension}")
+        sf.write(paths[extension], audio, rate)
+    return paths
 
 
-def music_like(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
-    """Stereo test audio with some structure (notes, noise bursts, quiet passages) for the encoders."""
-    rng = np.random.default_rng(seed)
-    frames = int(seconds * sample_rate)
-    time_axis = np.arange(frames) / sample_rate
-    audio = np.zeros(frames)
-    for start in np.arange(0, seconds, 0.25):
-        note = (time_axis >= start) & (time_axis < start + 0.5)
-        audio[note] += 0.2 * np.sin(2 * np.pi * rng.uniform(80, 1500) * time_axis[note]) * np.exp(
-            -3 * (time_axis[note] - start))
-    audio += 0.02 * rng.standard_normal(frames) * (1 + np.sin(2 * np.pi * 0.1 * time_axis))
-    return np.stack([audio, np.roll(audio, 441)], axis=1).astype(np.float32)
+def read_cases(paths: dict, reads: int, rng: np.random.Generator) -> dict:
+    """``(extension, case) -> callable`` for every file; crop cases read ``reads`` random crops per call."""
+    infos = {extension: audio_info(path) for extension, path in paths.items()}
+
+    def crop(extension):
+        length = infos[extension].num_samples(SAMPLE_RATE)
+
+        def run():
+            for _ in range(reads):
+                read_audio(paths[extension], SAMPLE_RATE, offset=int(rng.integers(0, length - CROP)),
+                           num_samples=CROP, info=infos[extension])
+        return run
+
+    def raw_crop(extension):
+        source_crop = CROP * infos[extension].sample_rate // SAMPLE_RATE
+
+        def run():
+            with sf.SoundFile(paths[extension]) as handle:
+                for _ in range(reads):
+                    handle.seek(int(rng.integers(0, handle.frames - source_crop)))
+                    handle.read(source_crop, dtype="float32")
+        return run
+
+    cases = {}
+    for extension in paths:
+        cases[(extension, "crop")] = crop(extension)
+        cases[(extension, "whole")] = lambda e=extension: read_audio(paths[e], SAMPLE_RATE)
+        cases[(extension, "raw crop")] = raw_crop(extension)
+        cases[(extension, "raw whole")] = lambda e=extension: sf.read(paths[e], dtype="float32")
+        cases[(extension, "info")] = lambda e=extension: audio_info(paths[e])
+        cases[(extension, "info+verify")] = lambda e=extension: audio_info(paths[e], verify_end=True)
+    return cases
 
 
-def timed(function) -> float:
-    """Seconds taken by one call."""
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def interleaved(cases: dict, repeats: int) -> dict:
-    """Median seconds per case, timing every case once per round so drifting load hits all alike."""
-    times = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, function in cases.items():
-            times[name].append(timed(function))
-    return {name: statistics.median(values) for name, values in times.items()}
+def print_reads(label: str, paths: dict, times: dict, reads: int) -> dict:
+    """The table of one source layout; returns its figures in ms (per crop for the crop cases)."""
+    print(f"{label}: ms per read, median [min-max]; crop and whole include down-mix and resampling to "
+          f"{SAMPLE_RATE} Hz; raw = soundfile only")
+    header = (f"{'format':<7}{'crop ms':>19}{'crops/s':>9}{'whole ms':>22}{'whole/crop':>12}{'raw crop':>10}"
+              f"{'raw whole':>11}{'info':>8}{'info+verify':>13}")
+    print(header + "\n" + "-" * len(header))
+    figures = {}
+    for extension in paths:
+        ms = {case: [t * 1e3 / (reads if "crop" in case else 1) for t in times[(extension, case)]] for case in CASES}
+        m = {case: median(values) for case, values in ms.items()}
+        print(f"{extension[1:].upper():<7}{spread(ms['crop']):>19}{1e3 / m['crop']:>9.0f}{spread(ms['whole']):>22}"
+              f"{m['whole'] / m['crop']:>11.1f}x{m['raw crop']:>10.2f}{m['raw whole']:>11.2f}{m['info']:>8.2f}"
+              f"{m['info+verify']:>13.2f}")
+        figures[extension[1:]] = {case: summary(values) for case, values in ms.items()}
+        figures[extension[1:]]["crops_per_s"] = 1e3 / m["crop"]
+    print()
+    return figures
 
 
 def main() -> None:
-    """Write one file per format, time reads and resamplers with interleaved repetitions, print tables."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Write test files per format and layout, time reads and resamplers in interleaved rounds, print tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the test files (a clip or a song)")
-    parser.add_argument("--source-rate", type=int, default=44100, help="sample rate of the test files")
-    parser.add_argument("--repeats", type=int, default=9, help="interleaved repetitions (median reported)")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # as in DataLoader workers
+    parser.add_argument("--reads", type=int, default=10, help="random crops read per round and case")
+    add_common_arguments(parser, repeats=9)
+    args = parse_args(parser, quick={"seconds": 4.0, "reads": 2, "repeats": 2})
+    threads = set_threads(1)  # as in DataLoader workers
     rng = np.random.default_rng(0)
-    print(f"CPU: {cpu_name()}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; "
-          f"{sf.__libsndfile_version__ and 'libsndfile ' + sf.__libsndfile_version__}; soxr {soxr.__version__}; "
-          f"torchaudio {torchaudio.__version__}")
-    print(f"files: {args.seconds:g} s stereo at {args.source_rate} Hz; crop {CROP} samples at {SAMPLE_RATE} Hz; "
-          f"median of {args.repeats} interleaved repetitions\n")
+    versions = {"libsndfile": sf.__libsndfile_version__, "soxr": soxr.__version__,
+                "torchaudio": torchaudio.__version__}
+    print(machine_header(**versions))
+    print(f"files: {args.seconds:g} s; crop {CROP} samples at {SAMPLE_RATE} Hz; torch threads {threads} (as in "
+          f"loader workers); median [min-max] of {args.repeats} interleaved rounds\n")
+    results = {"reads": {}, "resampling": {}}
     with tempfile.TemporaryDirectory() as folder:
-        audio = music_like(args.seconds, args.source_rate)
-        paths = {}
-        for extension in FORMATS:
-            paths[extension] = os.path.join(folder, "bench" + extension)
-            sf.write(paths[extension], audio, args.source_rate)
-        infos = {extension: audio_info(path) for extension, path in paths.items()}
-        length = infos[".wav"].num_samples(SAMPLE_RATE)
-        source_crop = CROP * args.source_rate // SAMPLE_RATE
+        for rate, channels in SOURCES:
+            label = f"{rate} Hz {'stereo' if channels == 2 else 'mono'}"
+            paths = write_files(folder, args.seconds, rate, channels)
+            times = repeat_interleaved(read_cases(paths, args.reads, rng), args.repeats)
+            results["reads"][label] = print_reads(label, paths, times, args.reads)
+            if ".mp3" in paths and channels == 2:
+                # The MP3 lead-in that keeps crops exact, measured against none (crops then start wrong at
+                # low bit rates).
+                preroll = audio_io._MP3_PREROLL
+                try:
+                    audio_io._MP3_PREROLL = 0
+                    without = repeat_interleaved({"mp3": read_cases({".mp3": paths[".mp3"]}, args.reads, rng)[
+                        (".mp3", "crop")]}, args.repeats)["mp3"]
+                finally:
+                    audio_io._MP3_PREROLL = preroll
+                with_ms, without_ms = median(times[(".mp3", "crop")]), median(without)
+                print(f"MP3 crop without the {preroll}-frame lead-in: {spread(without, scale=1e3 / args.reads)} ms "
+                      f"(lead-in costs {100 * (with_ms / without_ms - 1):+.0f}%)\n")
+                results["mp3_crop_without_preroll_ms"] = summary(without, scale=1e3 / args.reads)
 
-        def crop(extension):
-            def run():
-                offset = int(rng.integers(0, length - CROP))
-                read_audio(paths[extension], SAMPLE_RATE, offset=offset, num_samples=CROP, info=infos[extension])
-            return run
-
-        def raw_crop(extension):
-            def run():
-                with sf.SoundFile(paths[extension]) as handle:
-                    handle.seek(int(rng.integers(0, handle.frames - source_crop)))
-                    handle.read(source_crop, dtype="float32")
-            return run
-
-        cases = {}
-        for extension in FORMATS:
-            cases[(extension, "crop")] = crop(extension)
-            cases[(extension, "whole")] = lambda e=extension: read_audio(paths[e], SAMPLE_RATE)
-            cases[(extension, "raw crop")] = raw_crop(extension)
-            cases[(extension, "raw whole")] = lambda e=extension: sf.read(paths[e], dtype="float32")
-            cases[(extension, "info")] = lambda e=extension: audio_info(paths[e])
-            cases[(extension, "info+verify")] = lambda e=extension: audio_info(paths[e], verify_end=True)
-        results = interleaved(cases, args.repeats)
-
-        # The MP3 lead-in that keeps crops exact, measured against none (crops then start wrong at low bit rates).
-        preroll = audio_io._MP3_PREROLL
-        try:
-            audio_io._MP3_PREROLL = 0
-            without = interleaved({"mp3": crop(".mp3")}, args.repeats)["mp3"]
-        finally:
-            audio_io._MP3_PREROLL = preroll
-
-    print("Reading (ms; crop and whole include down-mix and resampling to 22,050 Hz; raw = soundfile only)")
-    header = f"{'format':<7}{'crop':>8}{'whole':>9}{'whole/crop':>12}{'raw crop':>10}{'raw whole':>11}" \
-             f"{'info':>8}{'info+verify':>13}"
-    print(header)
-    print("-" * len(header))
-    for extension in FORMATS:
-        r = {name: results[(extension, name)] * 1e3 for name in
-             ("crop", "whole", "raw crop", "raw whole", "info", "info+verify")}
-        print(f"{extension[1:].upper():<7}{r['crop']:>8.2f}{r['whole']:>9.2f}{r['whole'] / r['crop']:>11.1f}x"
-              f"{r['raw crop']:>10.2f}{r['raw whole']:>11.2f}{r['info']:>8.2f}{r['info+verify']:>13.2f}")
-    print(f"MP3 crop without the {preroll}-frame lead-in: {without * 1e3:.2f} ms "
-          f"(lead-in costs {100 * (results[('.mp3', 'crop')] / without - 1):+.0f}%)\n")
-
-    print("Resampling mono float32 to 22,050 Hz (ms, torch at 1 thread)")
-    header = f"{'input':<26}{'soxr ' + audio_io.RESAMPLE_QUALITY:>9}{'torchaudio':>12}{'torchaudio/soxr':>17}"
-    print(header)
-    print("-" * len(header))
+    print("Resampling mono float32 to 22,050 Hz (ms, median [min-max], torch at 1 thread)")
+    header = f"{'input':<26}{'soxr ' + audio_io.RESAMPLE_QUALITY:>22}{'torchaudio':>22}{'torchaudio/soxr':>17}"
+    print(header + "\n" + "-" * len(header))
     for rate in (44100, 48000):
         for label, frames in (("crop", CROP * rate // SAMPLE_RATE), (f"{args.seconds:g} s", int(args.seconds * rate))):
             signal = rng.standard_normal(frames).astype(np.float32) * 0.1
             tensor = torch.from_numpy(signal)
-            times = interleaved({
+            times = repeat_interleaved({
                 "soxr": lambda: soxr.resample(signal, rate, SAMPLE_RATE, quality=audio_io.RESAMPLE_QUALITY),
                 "torchaudio": lambda: torchaudio.functional.resample(tensor, rate, SAMPLE_RATE),
             }, args.repeats)
             name = f"{label} at {rate} Hz"
-            print(f"{name:<26}{times['soxr'] * 1e3:>9.2f}{times['torchaudio'] * 1e3:>12.2f}"
-                  f"{times['torchaudio'] / times['soxr']:>16.1f}x")
+            print(f"{name:<26}{spread(times['soxr'], scale=1e3):>22}{spread(times['torchaudio'], scale=1e3):>22}"
+                  f"{median(times['torchaudio']) / median(times['soxr']):>16.1f}x")
+            results["resampling"][name] = {side: summary(values, scale=1e3) for side, values in times.items()}
+    write_json(args.json, args, results, **versions)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,10 @@ on synthetic impulse responses, which is much cheaper and is reported as such).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import machine_header, repeat_interleaved, spread  # noqa: E402
 from clmr_lib.augmentations import (  # noqa: E402
     Delay,
     Gain,
@@ -120,30 +119,15 @@ def ours_transforms(p: float, sample_rate: int) -> dict[str, torch.nn.Module]:
     }
 
 
-def per_view_ms(run, views: int) -> float:
-    """Wall-clock milliseconds of ``run()`` divided by the number of views it processes."""
-    start = time.perf_counter()
-    run()
-    return (time.perf_counter() - start) * 1000.0 / views
-
-
 def interleaved(runs: dict[str, tuple], repeats: int) -> dict[str, list[float]]:
-    """Times every ``(callable, views)`` once per repetition, alternating between them."""
-    for run, _ in runs.values():  # warm-up: caches, allocator, lazy imports
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
-    for rep in range(repeats):
-        # Rotate the order so that no side always runs right after the other.
-        for name in names[rep % len(names):] + names[:rep % len(names)]:
-            run, views = runs[name]
-            times[name].append(per_view_ms(run, views))
-    return times
+    """Milliseconds per view of every ``(callable, views)``, the runs taking turns (after a warm-up round)."""
+    times = repeat_interleaved({name: run for name, (run, _) in runs.items()}, repeats)
+    return {name: [t * 1000.0 / runs[name][1] for t in values] for name, values in times.items()}
 
 
 def summary(values: list[float]) -> str:
-    """``median [min - max]`` in ms."""
-    return f"{statistics.median(values):8.2f} [{min(values):7.2f} - {max(values):7.2f}]"
+    """``median [min-max]`` in ms, padded for the tables."""
+    return f"{spread(values):>23}"
 
 
 def main() -> None:
@@ -169,9 +153,9 @@ def main() -> None:
     sr = args.sample_rate
     batch_np = music_like(args.batch, args.samples, sr, seed=0)
     batch = torch.from_numpy(batch_np)
-    print(f"torch {torch.__version__}, batch {args.batch} x {args.samples} samples at {sr} Hz, "
-          f"repeats {args.repeats}, audiomentations reverb: {reverb_name}")
-    print(f"CPU count {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
+    print(machine_header())
+    print(f"batch {args.batch} x {args.samples} samples at {sr} Hz, repeats {args.repeats}, "
+          f"audiomentations reverb: {reverb_name}")
 
     with tempfile.TemporaryDirectory() as tmp:
         ir_folder = None
@@ -206,7 +190,7 @@ def run_chains(args, batch: torch.Tensor, batch_np: np.ndarray, sr: int, ir_fold
         )
     with torch.no_grad():
         times = interleaved(runs, args.repeats)
-    print("chain (per view, ms)            median [min - max]")
+    print("chain (per view, ms)            median [min-max]")
     for name, values in times.items():
         print(f"  {name:28s} {summary(values)}")
     for label in ("CLMR p", "all p=1"):

@@ -1,28 +1,16 @@
 """Benchmark: CPU seconds per 10 s of audio for full-size MusicFM, SDPA against eager attention, fp32 and bf16."""
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import torch
 
+from _common import machine_header, repeat_interleaved
 from clmr_lib.models.musicfm import MusicFM
 from clmr_lib.models.musicfm.attention import RotaryPositionalEmbedding, RotarySelfAttention
 
 SAMPLE_RATE = MusicFM.sample_rate
-
-
-def cpu_name() -> str:
-    """Model name of the CPU, from /proc/cpuinfo where available."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_once(model: MusicFM, wav: torch.Tensor, name: str, precision: str) -> tuple[float, torch.Tensor]:
@@ -105,8 +93,7 @@ def main() -> None:
     names = ("sdpa", "eager") + ((f"sdpa@{args.early_exit_layer}",) if args.early_exit_layer else ())
     configs = [(name, precision) for precision in args.precisions.split(",") for name in names]
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu {cpu_name()}, "
-          f"{os.cpu_count()} logical cpus, load average {os.getloadavg()[0]:.2f}")
+    print(machine_header())
     print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, built in {build:.1f} s; "
           f"input {args.batch} x {args.seconds:g} s -> {model.num_tokens(wav.shape[1])} tokens")
 
@@ -120,13 +107,10 @@ def main() -> None:
         reference, low = outputs[("sdpa", "fp32")], outputs[("sdpa", "bf16")].float()
         print(f"bf16 vs fp32 (sdpa): relative L2 error {((low - reference).norm() / reference.norm()).item():.2e}")
 
-    times = {config: [] for config in configs}
-    for repeat in range(args.repeats):
-        # Rotate the order so that no configuration always runs first (or after the slowest one).
-        shift = repeat % len(configs)
-        for config in configs[shift:] + configs[:shift]:
-            seconds, _ = run_once(model, wav, *config)
-            times[config].append(seconds)
+    # The order rotates every round, so no configuration always runs first (or after the slowest one);
+    # the calls above were the warm-up.
+    times = repeat_interleaved({config: lambda c=config: run_once(model, wav, *c) for config in configs},
+                               args.repeats, warmup=0)
 
     per_10s = 10.0 / (args.seconds * args.batch)
     print(f"\nseconds per 10 s of audio ({args.repeats} interleaved runs each; load average now "

@@ -1,7 +1,7 @@
 """Benchmark: preprocessing throughput, crop reads from converted files vs originals, DataLoader memory.
 
-Three measurements, each printed with the ratios it supports (medians of interleaved repetitions,
-measured in one run on this machine):
+Three measurements, each printed with the ratios it supports (``median [min-max]`` of interleaved
+rounds, measured in one run on this machine):
 
 (a) ``preprocess`` throughput in hours of audio per minute, 1 and N worker processes, on 30 s
     clips in the formats of the standard datasets (MagnaTagATune: 16 kHz mono MP3; FMA: 44.1 kHz
@@ -12,7 +12,13 @@ measured in one run on this machine):
     DataLoader of random crops over a preprocessed dataset of ``--tracks`` listed tracks (files
     reused through hard links), compared with a dataset of a tenth the size, and the time to open it.
 
-Run: ``.venv/bin/python benchmarks/bench_preprocess.py`` (about 5 minutes on 2 cores).
+How to read it: (a) says how long ``preprocess.py`` takes per hour of a dataset's audio; (b) how
+many crops one loader worker delivers from each kind of file, and how many cores of SampleCNN
+training it keeps busy; (c) whether loader memory grows with the number of listed tracks (it
+should not: the 10x larger dataset should cost about the index's memory more, not 10x).
+
+Run: ``.venv/bin/python benchmarks/bench_preprocess.py [--quick] [--repeats 5] [--json out.json]`` (about
+5 minutes on 2 cores).
 """
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ import torch
 import torchaudio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_audio_io import cpu_name, interleaved, music_like  # noqa: E402
+from _common import (add_common_arguments, machine_header, median, music_like, parse_args,  # noqa: E402
+                     repeat_interleaved, set_threads, spread, summary, write_json)
 
 from clmr_lib.data.audio_io import RESAMPLE_QUALITY, audio_info, read_audio  # noqa: E402
 from clmr_lib.data.crops import RandomCrops, worker_init  # noqa: E402
@@ -65,9 +72,9 @@ def index_of(root: str, relatives: list[str], n_classes: int = 50) -> DatasetInd
     return DatasetIndex("bench", root, "tags", "multilabel", [f"tag{i}" for i in range(n_classes)], entries, "bench")
 
 
-def bench_throughput(folder: str, files: int, seconds: float, workers: int, repeats: int) -> None:
+def bench_throughput(folder: str, files: int, seconds: float, workers: int, repeats: int) -> dict:
     print(f"(a) preprocessing throughput: {files} clips of {seconds:g} s -> 16-bit mono WAV at {SAMPLE_RATE} Hz "
-          f"(median of {repeats} interleaved runs)")
+          f"(median [min-max] of {repeats} interleaved runs)")
     indexes = {}
     for name, (rate, channels) in SOURCES.items():
         root = os.path.join(folder, name.split()[0])
@@ -80,21 +87,31 @@ def bench_throughput(folder: str, files: int, seconds: float, workers: int, repe
             assert report.converted == files and not report.failed
         return convert
 
-    times = interleaved({(name, n): run(name, n) for name in SOURCES for n in sorted({1, workers})}, repeats)
-    header = f"{'source':<32}{'workers':>8}{'files/s':>9}{'h audio/min':>13}"
+    # Every conversion starts from an empty output folder, so no warm-up round.
+    times = repeat_interleaved({(name, n): run(name, n) for name in SOURCES for n in sorted({1, workers})}, repeats,
+                               warmup=0)
+    header = f"{'source':<32}{'workers':>8}{'files/s':>9}{'h audio/min':>22}"
     print(header + "\n" + "-" * len(header))
-    for (name, n), median in times.items():
-        print(f"{name:<32}{n:>8}{files / median:>9.1f}{files * seconds / 3600 / (median / 60):>13.2f}")
+    figures = {}
+    for (name, n), values in times.items():
+        hours_per_minute = [files * seconds / 3600 / (t / 60) for t in values]
+        print(f"{name:<32}{n:>8}{files / median(values):>9.1f}{spread(hours_per_minute):>22}")
+        figures[f"{name}, {n} workers"] = {"hours_of_audio_per_minute": summary(hours_per_minute),
+                                           "files_per_s": files / median(values)}
     rate = 44100
     clip = music_like(seconds, rate)[:, 0].copy()
     tensor = torch.from_numpy(clip)
-    times = interleaved({"soxr": lambda: soxr.resample(clip, rate, SAMPLE_RATE, quality=RESAMPLE_QUALITY),
-                         "torchaudio": lambda: torchaudio.functional.resample(tensor, rate, SAMPLE_RATE)}, repeats)
-    print(f"resampling one {seconds:g} s clip 44.1 -> 22.05 kHz: soxr {RESAMPLE_QUALITY} {times['soxr'] * 1e3:.1f} ms, "
-          f"torchaudio {times['torchaudio'] * 1e3:.1f} ms ({times['torchaudio'] / times['soxr']:.1f}x slower)\n")
+    times = repeat_interleaved({"soxr": lambda: soxr.resample(clip, rate, SAMPLE_RATE, quality=RESAMPLE_QUALITY),
+                                "torchaudio": lambda: torchaudio.functional.resample(tensor, rate, SAMPLE_RATE)},
+                               repeats)
+    print(f"resampling one {seconds:g} s clip 44.1 -> 22.05 kHz: soxr {RESAMPLE_QUALITY} "
+          f"{spread(times['soxr'], 1, 1e3)} ms, torchaudio {spread(times['torchaudio'], 1, 1e3)} ms "
+          f"({median(times['torchaudio']) / median(times['soxr']):.1f}x slower)\n")
+    figures["resampling_ms"] = {side: summary(values, scale=1e3) for side, values in times.items()}
+    return figures
 
 
-def bench_crops(folder: str, seconds: float, repeats: int, reads: int) -> None:
+def bench_crops(folder: str, seconds: float, repeats: int, reads: int) -> dict:
     rng = np.random.default_rng(1)
     audio = music_like(seconds, 44100)
     paths = {}
@@ -116,7 +133,7 @@ def bench_crops(folder: str, seconds: float, repeats: int, reads: int) -> None:
                 read_audio(paths[name], SAMPLE_RATE, int(rng.integers(0, length - CROP)), CROP, info=infos[name])
         return run
 
-    times = interleaved({name: crops(name) for name in paths}, repeats)
+    times = repeat_interleaved({name: crops(name) for name in paths}, repeats)
     encoder = SampleCNN()
     batch = torch.randn(8, 1, CROP)
 
@@ -124,19 +141,25 @@ def bench_crops(folder: str, seconds: float, repeats: int, reads: int) -> None:
         encoder.zero_grad()
         encoder(batch).sum().backward()
 
-    step()
-    model = interleaved({"model": step}, max(3, repeats // 2))["model"] / 8
+    model = median(repeat_interleaved({"model": step}, max(3, repeats // 2))["model"]) / 8
     print(f"(b) random {CROP}-sample crops at {SAMPLE_RATE} Hz from a {seconds:g} s track, 1 thread "
-          f"(median of {repeats} rounds of {reads} reads)")
-    header = f"{'file':<30}{'ms/crop':>9}{'crops/s':>9}{'vs WAV':>8}{'disk MB/h':>11}"
+          f"(median [min-max] of {repeats} rounds of {reads} reads)")
+    header = f"{'file':<30}{'ms/crop':>19}{'crops/s':>9}{'vs WAV':>8}{'disk MB/h':>11}"
     print(header + "\n" + "-" * len(header))
-    wav = times["converted WAV 16-bit"]
-    for name, t in times.items():
+    wav = median(times["converted WAV 16-bit"]) / reads
+    figures = {}
+    for name, values in times.items():
+        per_crop = median(values) / reads
         mb_per_hour = os.path.getsize(paths[name]) / 1e6 * 3600 / seconds
-        print(f"{name:<30}{t / reads * 1e3:>9.2f}{reads / t:>9.0f}{t / wav:>7.1f}x{mb_per_hour:>11.0f}")
+        print(f"{name:<30}{spread(values, 2, 1e3 / reads):>19}{1 / per_crop:>9.0f}{per_crop / wav:>7.1f}x"
+              f"{mb_per_hour:>11.0f}")
+        figures[name] = {"ms_per_crop": summary(values, scale=1e3 / reads), "crops_per_s": 1 / per_crop,
+                         "disk_mb_per_hour": mb_per_hour}
     print(f"SampleCNN (CLMR size) forward+backward on 1 thread: {model * 1e3:.0f} ms per crop "
           f"({1 / model:.1f} crops/s) -> one loader worker reading WAV crops feeds "
-          f"{model / (wav / reads):.0f} such cores\n")
+          f"{model / wav:.0f} such cores\n")
+    figures["sample_cnn_train_ms_per_crop"] = model * 1e3
+    return figures
 
 
 class PeakMemory:
@@ -208,14 +231,15 @@ def preprocessed_tree(folder: str, tracks: int, distinct: int = 20, seconds: flo
     return index_of(root, relatives)
 
 
-def bench_memory(folder: str, tracks: int, batches: int, workers: int, batch_size: int) -> None:
+def bench_memory(folder: str, tracks: int, batches: int, workers: int, batch_size: int, seconds: float) -> dict:
     print(f"(c) DataLoader of random crops (2 views x {CROP} samples, 50 tags) over a preprocessed dataset, "
           f"{workers} workers, batch {batch_size}, {batches or 'an epoch of'} batches")
     header = f"{'listed tracks':>14}{'open s':>8}{'index MB':>10}{'peak PSS MB':>13}{'PSS at 1/4':>12}{'at end':>9}" \
              f"{'crops/s':>9}"
     print(header + "\n" + "-" * len(header))
+    figures = {}
     for n in (tracks // 10, tracks):
-        index = preprocessed_tree(folder, n)
+        index = preprocessed_tree(folder, n, seconds=seconds)
         gc.collect()
         monitor = PeakMemory()
         before = monitor.total()
@@ -240,9 +264,13 @@ def bench_memory(folder: str, tracks: int, batches: int, workers: int, batch_siz
         del loader
         print(f"{n:>14}{opened:>8.1f}{index_mb:>10.0f}{monitor.peak / 1e6:>13.0f}{trace[len(trace) // 4] / 1e6:>12.0f}"
               f"{trace[-1] / 1e6:>9.0f}{len(trace) * batch_size * 2 / elapsed:>9.0f}")
+        figures[f"{n} tracks"] = {"open_s": opened, "index_mb": index_mb, "peak_pss_mb": monitor.peak / 1e6,
+                                  "pss_at_quarter_mb": trace[len(trace) // 4] / 1e6, "pss_at_end_mb": trace[-1] / 1e6,
+                                  "crops_per_s": len(trace) * batch_size * 2 / elapsed}
         del train
         gc.collect()
     print()
+    return figures
 
 
 def main() -> None:
@@ -250,24 +278,30 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=16, help="clips per source format for (a)")
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length")
     parser.add_argument("--workers", type=int, default=2, help="processes for (a), DataLoader workers for (c)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (median reported)")
     parser.add_argument("--tracks", type=int, default=100_000, help="listed tracks for (c)")
     parser.add_argument("--batches", type=int, default=150, help="batches iterated in (c); 0: a whole epoch")
     parser.add_argument("--batch_size", type=int, default=48)
+    parser.add_argument("--reads", type=int, default=50, help="random crops per round in (b)")
     parser.add_argument("--only", choices=("a", "b", "c"), help="run one part")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(f"CPU: {cpu_name()}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; "
-          f"libsndfile {sf.__libsndfile_version__}; soxr {soxr.__version__}; torch {torch.__version__}\n")
+    add_common_arguments(parser)
+    args = parse_args(parser, quick={"files": 2, "seconds": 4.0, "repeats": 2, "tracks": 200, "batches": 3,
+                                     "batch_size": 4, "reads": 3})
+    set_threads(1)
+    versions = {"libsndfile": sf.__libsndfile_version__, "soxr": soxr.__version__}
+    print(machine_header(**versions) + "\n")
+    results = {}
     with tempfile.TemporaryDirectory() as folder:
         if args.only in (None, "a"):
-            bench_throughput(os.path.join(folder, "a"), args.files, args.seconds, args.workers, args.repeats)
+            results["a_throughput"] = bench_throughput(os.path.join(folder, "a"), args.files, args.seconds,
+                                                       args.workers, args.repeats)
         if args.only in (None, "b"):
             os.makedirs(os.path.join(folder, "b"))
-            bench_crops(os.path.join(folder, "b"), args.seconds, args.repeats, reads=50)
+            results["b_crops"] = bench_crops(os.path.join(folder, "b"), args.seconds, args.repeats, args.reads)
         if args.only in (None, "c"):
             os.makedirs(os.path.join(folder, "c"))
-            bench_memory(os.path.join(folder, "c"), args.tracks, args.batches, args.workers, args.batch_size)
+            results["c_memory"] = bench_memory(os.path.join(folder, "c"), args.tracks, args.batches, args.workers,
+                                               args.batch_size, args.seconds)
+    write_json(args.json, args, results, **versions)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 import argparse
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,6 +110,58 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(UserError, match="refusing to load"):
         load_encoder(path)
     assert not marker.exists()
+
+
+class _Legacy:
+    """Pickled by torch.save's protocol 2 as ``GLOBAL subprocess.Popen`` (``commands.Popen`` in Python 2 names)."""
+
+    def __reduce__(self):
+        import subprocess
+
+        return (subprocess.Popen, (["true"],))
+
+
+class _EvalPayload:
+    def __reduce__(self):
+        return (eval, ("1",))
+
+
+def test_unsafe_globals_are_refused_by_name(tmp_path):
+    for name, payload in (("popen.pt", _Legacy()), ("eval.pt", _EvalPayload())):
+        torch.save({"payload": payload}, tmp_path / name)
+        with pytest.raises(UserError, match=r"refusing to load .*would run code when unpickled \(GLOBAL \w"):
+            safe_load(tmp_path / name)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_bytes_are_not_a_checkpoint(tmp_path, seed):
+    path = tmp_path / "random.ckpt"
+    path.write_bytes(np.random.default_rng(seed).bytes(4096))
+    with pytest.raises(UserError, match=r"random.ckpt is truncated or corrupt \(.*\), or not a PyTorch checkpoint "
+                                        r"at all; use an intact checkpoint$") as error:
+        safe_load(path)
+    assert "would run code" not in str(error.value)
+
+
+def test_damaged_names_in_a_legacy_checkpoint_are_corruption_not_code(tmp_path):
+    """Bytes flipped or cut inside a class name reach the unpickler's global lookup: still a corrupt file."""
+    good = tmp_path / "legacy.pt"
+    torch.save({"w": torch.zeros(3)}, good, _use_new_zipfile_serialization=False)
+    data = good.read_bytes()
+    start = data.index(b"torch\n")
+    for damaged in (data[:start] + b"torgh" + data[start + 5:], data[:start + 3]):
+        good.write_bytes(damaged)
+        with pytest.raises(UserError, match="truncated or corrupt"):
+            safe_load(good)
+
+
+def test_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(UserError, match=r"is a folder; pass a checkpoint file$"):
+        safe_load(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({}, tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(UserError, match=r"is a folder; pass a checkpoint file, e.g. .*checkpoints/last.ckpt$"):
+        load_encoder(tmp_path)
 
 
 def test_truncated_empty_missing_and_foreign(tmp_path, reference):

@@ -27,6 +27,7 @@ def format_result(summary: dict) -> str:
 
 def evaluate(argv: Optional[Sequence[str]] = None):
     """Parse the command line, evaluate, print the table."""
+    from clmr_lib.evaluation.checks import validate_evaluation
     from clmr_lib.evaluation.linear_evaluation import run_linear_evaluation
 
     config = parse_config(argv, "Linear evaluation of frozen encoders: probes, baselines, track-level metrics.",
@@ -35,12 +36,14 @@ def evaluate(argv: Optional[Sequence[str]] = None):
         config["checkpoint_path"] = load_config(config.get("config") or []).get("checkpoint_path", "")
     else:
         config["checkpoint_path"] = ",".join(config["checkpoint_path"])
+    validate_evaluation(config)
     summary = run_linear_evaluation(config)
     print(format_result(summary))
     return summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: returns the exit status (2 and a one-line message for user errors)."""
     return run_cli(evaluate, argv)
 
 
