@@ -73,3 +73,26 @@ def test_a_synchronised_batch_norm_is_never_fused(monkeypatch):
     monkeypatch.setattr("clmr_lib.models.sample_cnn.batch_norm_relu_max_pool",
                         lambda *a, **k: pytest.fail("GlobalBatchNorm went through the fused path"))
     model(torch.randn(3, 81)).sum().backward()
+
+
+def test_bf16_autocast_matches_the_eager_chain():
+    torch.manual_seed(3)
+    fused = SampleCNN(channels=[8, 8, 16, 16, 32], strides=[3, 3, 3], audio_length=243)
+    plain = copy.deepcopy(fused)
+    plain.fused = False
+    x = torch.randn(6, 243)
+    outputs = []
+    for model in (fused, plain):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+        assert out.dtype == torch.bfloat16
+        out.float().pow(2).sum().backward()
+        outputs.append(out.float())
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0.05, atol=0.05)
+    for (name, a), b in zip(fused.named_buffers(), plain.buffers()):
+        assert a.dtype == b.dtype, name
+        torch.testing.assert_close(a.float(), b.float(), rtol=0.02, atol=0.02, msg=name)
+    for (name, a), b in zip(fused.named_parameters(), plain.parameters()):
+        assert a.grad.dtype == torch.float32, name
+        cosine = torch.nn.functional.cosine_similarity(a.grad.flatten(), b.grad.flatten(), dim=0)
+        assert cosine > 0.99, name

@@ -83,3 +83,18 @@ def test_fast_dev_run_checks_the_wiring(tiny_config, tmp_path):
     path = run_pretraining(dict(tiny_config, fast_dev_run=True, run_name="dev"))
     state = torch.load(path, weights_only=True)
     assert state["global_step"] == 1
+
+
+def test_bf16_mixed_precision_trains_and_updates_the_weights(tiny_config):
+    # The demo's precision: BatchNorm statistics and weights stay float32 and change, the loss is finite.
+    path = run_pretraining(dict(tiny_config, precision="bf16-mixed", fast_dev_run=True, run_name="bf16"))
+    state = torch.load(path, weights_only=True)
+    assert state["global_step"] == 1
+    initial = ContrastiveLearning(encoder_kwargs={"channels": TINY["sample_cnn_channels"],
+                                                  "strides": TINY["sample_cnn_strides"], "sample_rate": 16000,
+                                                  "audio_length": 729})
+    weights = state["state_dict"]
+    assert weights["encoder.sequential.1.1.running_mean"].dtype == torch.float32
+    assert not torch.equal(weights["encoder.sequential.1.1.running_mean"],
+                           initial.state_dict()["encoder.sequential.1.1.running_mean"])
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())

@@ -24,11 +24,15 @@ class _BatchNormReLUMaxPool(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, weight, bias, running_mean, running_var, stride: int, momentum: float, eps: float):
-        var, mean = torch.var_mean(y, dim=(0, 2), unbiased=False)
+        # Under autocast the convolution gives bfloat16/float16: statistics and the affine map are
+        # taken in the parameters' precision (float32), as torch's BatchNorm does; the output and
+        # the input gradient keep the input's dtype.
+        compute = weight.dtype
+        var, mean = torch.var_mean(y.to(compute), dim=(0, 2), unbiased=False)
         count = y.shape[0] * y.shape[2]
         if running_mean is not None:
-            running_mean.lerp_(mean, momentum)
-            running_var.lerp_(var * (count / max(count - 1, 1)), momentum)
+            running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+            running_var.lerp_((var * (count / max(count - 1, 1))).to(running_var.dtype), momentum)
         rstd = (var + eps).rsqrt()
         scale = weight * rstd
         pooled_length = y.shape[-1] // stride
@@ -38,17 +42,18 @@ class _BatchNormReLUMaxPool(torch.autograd.Function):
         if len(negative):  # where the scale is negative, the window's minimum becomes the maximum
             low, low_index = windows[:, negative].min(dim=-1)
             pooled[:, negative], index[:, negative] = low, low_index
-        normalised = pooled.sub_(mean[:, None]).mul_(rstd[:, None])
+        normalised = pooled.to(compute).sub_(mean[:, None]).mul_(rstd[:, None])
         out = torch.relu(torch.addcmul(bias[:, None], normalised, weight[:, None]))
         ctx.save_for_backward(y, normalised, index.to(torch.uint8), mean, rstd, weight, bias)
         ctx.stride = stride
-        return out
+        return out.to(y.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         y, normalised, index, mean, rstd, weight, bias = ctx.saved_tensors
         count = y.shape[0] * y.shape[2]
-        grad = grad_out.masked_fill(torch.addcmul(bias[:, None], normalised, weight[:, None]) <= 0, 0)
+        grad = grad_out.to(normalised.dtype).masked_fill(
+            torch.addcmul(bias[:, None], normalised, weight[:, None]) <= 0, 0)
         grad_bias = grad.sum(dim=(0, 2))
         grad_weight = (grad * normalised).sum(dim=(0, 2))
         scale = weight * rstd
@@ -56,11 +61,11 @@ class _BatchNormReLUMaxPool(torch.autograd.Function):
         # plus the pooled gradient scattered back to each window's selected position.
         k1 = -scale * rstd * grad_weight / count
         k0 = -scale * grad_bias / count - k1 * mean
-        grad_y = torch.addcmul(k0[:, None], y, k1[:, None])
+        grad_y = torch.addcmul(k0[:, None], y.to(k1.dtype), k1[:, None])
         pooled_length = normalised.shape[-1]
         windows = grad_y[..., :pooled_length * ctx.stride].unflatten(-1, (pooled_length, ctx.stride))
         windows.scatter_add_(-1, index.long().unsqueeze(-1), (grad * scale[:, None]).unsqueeze(-1))
-        return grad_y, grad_weight, grad_bias, None, None, None, None, None
+        return grad_y.to(y.dtype), grad_weight, grad_bias, None, None, None, None, None
 
 
 def batch_norm_relu_max_pool(y: torch.Tensor, norm: nn.BatchNorm1d, stride: int) -> torch.Tensor:
