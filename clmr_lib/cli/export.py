@@ -35,6 +35,10 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
                           extra=EXTRA)
     if not config["audio_dir"]:
         raise UserError("no audio to embed: pass --audio_dir DIR (a folder of .wav/.flac/.ogg/.mp3 files)")
+    if config.get("reuse_memory", True):
+        from clmr_lib.utils.memory import keep_freed_memory
+
+        keep_freed_memory()
     encoder, name = frozen_encoder_from_config(config)
     if config["frame_hop_ms"]:
         if not hasattr(encoder, "frame_hop") or config.get("encoder") == "musicfm":

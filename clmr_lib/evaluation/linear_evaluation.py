@@ -238,7 +238,10 @@ def run_linear_evaluation(config: dict) -> dict:
         and ``files`` (the other outputs, relative to ``output_dir``).
     """
     from clmr_lib.models.frozen import frozen_encoder_from_config
+    from clmr_lib.utils.memory import keep_freed_memory
 
+    if config.get("reuse_memory", True):
+        keep_freed_memory()
     names, probes = encoder_names(config), probe_names(config)
     progress = bool(config.get("progress", True))
     loaded, layout = {}, {}

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from clmr_lib.errors import UserError
-from clmr_lib.models.fused_block import batch_norm_relu_max_pool
 from clmr_lib.models.protocol import (AudioEncoder, frame_times, stack_layers, windowed_clip_embeddings,
                                       windowed_frame_embeddings)
 
@@ -83,9 +82,6 @@ class SampleCNN(AudioEncoder):
         self.frame_hop = max(self.sample_rate // 2, 1)
         #: Windows of one clip per pass when embedding long audio (bounds memory).
         self.windows_per_call = 16
-        #: Fused training-mode BatchNorm/ReLU/MaxPool (:mod:`clmr_lib.models.fused_block`); ``False``
-        #: runs the plain modules (the two agree up to float rounding).
-        self.fused = True
 
         blocks = [nn.Sequential(nn.Conv1d(1, channels[0], 3, stride=3, padding=0),
                                 nn.BatchNorm1d(channels[0]), nn.ReLU())]
@@ -106,19 +102,7 @@ class SampleCNN(AudioEncoder):
             raise ValueError(f"SampleCNN expects (batch, samples) or (batch, 1, samples), got {tuple(x.shape)}")
         if output_frames(x.shape[-1], self.strides) < 1:
             raise ValueError(f"{x.shape[-1]} samples are too short for SampleCNN strides {self.strides}")
-        for block in self.sequential:
-            x = self._run_block(block, x)
-        return x.mean(dim=-1)
-
-    def _run_block(self, block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        """One convolution block; in training, BatchNorm → ReLU → MaxPool run fused (same result, less memory traffic)."""
-        conv, norm = block[0], block[1]
-        # Only a plain BatchNorm1d: a synchronised one (SyncBatchNorm, GlobalBatchNorm) needs its
-        # statistics over every process's batch, which only its own forward computes.
-        if (self.fused and len(block) == 4 and type(norm) is nn.BatchNorm1d and norm.training
-                and torch.is_grad_enabled()):
-            return batch_norm_relu_max_pool(conv(x), norm, block[3].stride)
-        return block(x)
+        return self.sequential(x).mean(dim=-1)
 
     @property
     def layer_dims(self) -> list[int]:
@@ -160,7 +144,7 @@ class SampleCNN(AudioEncoder):
         last = self.num_layers - 1 if self.all_layers else self.layer
         pooled = []
         for block in self.sequential[:last + 1]:
-            x = self._run_block(block, x)
+            x = block(x)
             pooled.append(x.mean(dim=-1))
         return stack_layers(pooled, self.embedding_dim) if self.all_layers else pooled[-1]
 

@@ -17,7 +17,7 @@ GPU_ONLY_PRECISIONS = ("16-mixed", "16-true", "16")
 NEW_KEY_DEFAULTS = {"cpu_processes": 1, "max_nonfinite_steps": 10, "sync_batchnorm": False, "deterministic": False,
                     "progress": True, "max_steps": -1, "checkpoint_every_n_steps": 100,
                     "checkpoint_every_n_epochs": 10, "check_val_every_n_epoch": 1, "workers": 0, "num_nodes": 1,
-                    "gpus": 0, "log_every_n_steps": 10}
+                    "gpus": 0, "log_every_n_steps": 10, "reuse_memory": True}
 
 
 def _number(config: dict, key: str, kind: type, minimum: Any = None, hint: str = "") -> Any:

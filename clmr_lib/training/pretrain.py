@@ -21,6 +21,7 @@ from clmr_lib.training.nonfinite import NonFiniteGuard
 from clmr_lib.training.resume import ExactResume, checkpoint_files, resume_checkpoint
 from clmr_lib.training.sampling import GlobalBatchSampler, SeededItems
 from clmr_lib.training.trainer import build_trainer, checkpoint_callbacks, devices_for, ensure_writable, run_directory
+from clmr_lib.utils.memory import keep_freed_memory
 from clmr_lib.utils.rng import derive_seed
 
 
@@ -87,6 +88,8 @@ def run_pretraining(config: dict) -> Path:
     """
     config = {**NEW_KEY_DEFAULTS, **config}
     validate(config)
+    if config["reuse_memory"]:
+        keep_freed_memory()
     devices = devices_for(config["gpus"], int(config["num_nodes"]), int(config["cpu_processes"]))
     seed = int(config["seed"])
     L.seed_everything(seed, workers=True, verbose=False)
