@@ -10,9 +10,10 @@ What it measures, in interleaved rounds:
   optimiser step, logging, the progress bar off. A step's time is the wall-clock interval between
   the TensorBoard events of consecutive steps (``--log_every_n_steps 1``), so it includes waiting for
   the next batch; the first ``--skip`` intervals of each run are left out (start-up, oneDNN kernels).
-- ``encoder only``: in this process, the same module's encoder + projector + NT-Xent forward,
-  backward and Adam step on a fixed in-memory batch of ``2 x --batch`` views: no reading, cropping,
-  augmenting, Lightning or logging. The lower bound of a step.
+- ``encoder only``: in a fresh process of its own, the same module's encoder + projector + NT-Xent
+  forward, backward and Adam step on a fixed in-memory batch of ``2 x --batch`` views: no reading,
+  cropping, augmenting, Lightning or logging. The lower bound of a step. (One process at a time:
+  with freed memory kept for reuse, a full-size fp32 step holds about 16 GB.)
 - ``augment`` and ``read + crop``: the two pipeline parts alone (the module's augmentation chain on
   one batch; one batch from the DataLoader ``pretrain.py`` builds), to show where overhead comes from.
 
@@ -28,6 +29,7 @@ Run: ``.venv/bin/python benchmarks/bench_pretraining.py [--quick] [--repeats 5] 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -126,6 +128,24 @@ class EncoderOnly:
         self.optimizer.zero_grad(set_to_none=True)
 
 
+def encoder_only_child(args: argparse.Namespace, folder: str, precision: str) -> None:
+    """In the child process: an untimed step, then ``--steps`` timed ones; prints their seconds as JSON."""
+    keep_freed_memory()  # as pretrain.py does (--reuse_memory true)
+    steps = EncoderOnly(run_config(args, folder, precision), precision)
+    steps.step()  # the first step builds oneDNN's kernels and Adam's state
+    print(json.dumps([timed(steps.step) for _ in range(args.steps)]))
+
+
+def encoder_only(args: argparse.Namespace, folder: str, precision: str) -> list[float]:
+    """Seconds of each timed encoder-only step, measured in a fresh process."""
+    command = [sys.executable, __file__, "--_encoder_only", precision, "--_folder", folder, *sys.argv[1:]]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode:
+        sys.exit(f"FAIL: {' '.join(command)}\n" + "\n".join(done.stderr.strip().splitlines()[-12:]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def pipeline_parts(config: dict, module) -> dict:
     """Callables timing the augmentation chain on one batch, and reading one batch as pretrain.py does."""
     tracks = get_dataset(config).tracks("train")
@@ -160,10 +180,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(load_config()["workers"]),
                         help="DataLoader workers (config default)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--_encoder_only", help=argparse.SUPPRESS)
+    parser.add_argument("--_folder", help=argparse.SUPPRESS)
     add_common_arguments(parser)
     args = parse_args(parser, quick={"batch": 4, "files": 12, "file_seconds": 2.0, "steps": 2, "repeats": 1})
     threads = set_threads(args.threads)
-    keep_freed_memory()  # as pretrain.py does (--reuse_memory true)
+    if args._encoder_only:
+        encoder_only_child(args, args._folder, args._encoder_only)
+        return
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     print(machine_header())
     with tempfile.TemporaryDirectory() as scratch:
@@ -174,8 +198,7 @@ def main() -> None:
               f"SampleCNN {config['sample_cnn_channels'][0]}-{max(config['sample_cnn_channels'])} channels; "
               f"{args.files} WAV files of {args.file_seconds:g} s; workers {args.workers}; torch threads {threads}; "
               f"{args.steps} timed steps per case and round, {args.repeats} rounds\n")
-        encoder_only = {p: EncoderOnly(run_config(args, folder, p), p) for p in precisions}
-        parts = pipeline_parts(config, encoder_only[precisions[0]].module)
+        parts = pipeline_parts(config, build_module(config))
         times: dict[str, list[float]] = {}
         for round_ in range(args.repeats):
             order = precisions if round_ % 2 == 0 else precisions[::-1]
@@ -183,8 +206,7 @@ def main() -> None:
                 start = time.perf_counter()
                 steps = end_to_end(args, folder, scratch, precision, round_)
                 times.setdefault(f"end to end {precision}", []).append(float(np.median(steps)))
-                encoder_only[precision].step()  # untimed: the module's first step builds kernels and Adam state
-                steps = [timed(encoder_only[precision].step) for _ in range(args.steps)]
+                steps = encoder_only(args, folder, precision)
                 times.setdefault(f"encoder only {precision}", []).append(float(np.median(steps)))
                 print(f"round {round_ + 1}/{args.repeats} {precision}: end to end "
                       f"{times[f'end to end {precision}'][-1]:.3f} s/step, encoder only "

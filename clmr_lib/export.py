@@ -18,6 +18,7 @@ from clmr_lib.data.audio_folder import find_audio_files
 from clmr_lib.data.audio_io import AudioReadError, audio_info, read_audio
 from clmr_lib.errors import UserError
 from clmr_lib.models.protocol import AudioEncoder
+from clmr_lib.utils.precision import inference_autocast, is_full_precision
 
 #: What can be exported: one vector per track, one per frame, or both.
 LEVELS = ("clip", "frames", "both")
@@ -41,10 +42,10 @@ def _fingerprint(encoder: AudioEncoder) -> str:
     return encoder_fingerprint(encoder)
 
 
-def export_settings(encoder: AudioEncoder, level: str, name: str) -> dict:
-    """What decides the exported files: the encoder (weights included, hashed), its layer, rates and the level."""
+def export_settings(encoder: AudioEncoder, level: str, name: str, precision: str = "32-true") -> dict:
+    """What decides the exported files: the encoder (weights included, hashed), its layer, rates, level, precision."""
     frame_hop = getattr(encoder, "frame_hop", None)
-    return {
+    settings = {
         "format_version": FORMAT_VERSION,
         "encoder": name,
         "encoder_class": type(encoder).__name__,
@@ -58,6 +59,9 @@ def export_settings(encoder: AudioEncoder, level: str, name: str) -> dict:
         "frame_hop_samples": int(frame_hop) if frame_hop is not None else None,
         "level": level,
     }
+    if not is_full_precision(precision):  # float32 exports keep the settings they always had
+        settings["precision"] = str(precision)
+    return settings
 
 
 def _describe(settings: dict) -> dict:
@@ -79,10 +83,12 @@ def _check_manifest(output_dir: Path, settings: dict, overwrite: bool) -> None:
             previous = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             previous = None
-        differs = previous is None or any(previous.get(key) != value for key, value in settings.items())
+        # A key only one side has counts too (a bf16 export has "precision", a float32 one none).
+        keys = set(settings) | ({key for key in previous if key != "files"} if isinstance(previous, dict) else set())
+        differs = previous is None or any(previous.get(key) != settings.get(key) for key in keys)
         if differs:
-            raise UserError(f"{output_dir} holds embeddings of another encoder, layer or level ({path}); choose a new "
-                            "--export_dir, or pass --overwrite to replace them")
+            raise UserError(f"{output_dir} holds embeddings of another encoder, layer, level or precision ({path}); "
+                            "choose a new --export_dir, or pass --overwrite to replace them")
     atomic_write_bytes(json.dumps(_describe(settings), indent=2).encode(), path)
 
 
@@ -99,8 +105,17 @@ def _read(path: str, sample_rate: int):
 
 
 @torch.no_grad()
-def _embed(encoder: AudioEncoder, audio: np.ndarray, level: str) -> dict[str, np.ndarray]:
-    x = torch.from_numpy(audio).unsqueeze(0)
+def _embed(encoder: AudioEncoder, audio: np.ndarray, level: str, precision: str) -> dict[str, np.ndarray]:
+    with inference_autocast(precision, _device(encoder)):
+        return _embed_levels(encoder, torch.from_numpy(audio).unsqueeze(0), level)
+
+
+def _device(encoder: AudioEncoder) -> str:
+    parameter = next(encoder.parameters(), None)
+    return parameter.device.type if parameter is not None else "cpu"
+
+
+def _embed_levels(encoder: AudioEncoder, x: torch.Tensor, level: str) -> dict[str, np.ndarray]:
     out = {}
     if level in ("frames", "both"):
         frames, timestamps = encoder.frame_embeddings(x)
@@ -114,7 +129,8 @@ def _embed(encoder: AudioEncoder, audio: np.ndarray, level: str) -> dict[str, np
 
 
 def export_embeddings(encoder: AudioEncoder, audio_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                      level: str = "clip", name: str = "", overwrite: bool = False, progress: bool = True) -> dict:
+                      level: str = "clip", name: str = "", overwrite: bool = False, progress: bool = True,
+                      precision: str = "32-true") -> dict:
     """Embed every audio file under ``audio_dir`` and write the embeddings under ``output_dir``.
 
     For an audio file ``<audio_dir>/<rel>`` (e.g. ``rock/song.mp3``) the files are
@@ -139,6 +155,8 @@ def export_embeddings(encoder: AudioEncoder, audio_dir: str | os.PathLike, outpu
         name: The encoder's name for the manifest (checkpoint path or ``musicfm_<stem>_layer<i>``).
         overwrite: Recompute and replace existing files.
         progress: Show a progress bar.
+        precision: Lightning's precision name the encoder runs in (``"bf16-mixed"``: bf16 autocast);
+            the files hold float32 either way.
 
     Returns:
         ``n_tracks``, ``exported``, ``reused``, ``skipped`` (``[{"track", "reason"}]``) and the
@@ -161,7 +179,7 @@ def export_embeddings(encoder: AudioEncoder, audio_dir: str | os.PathLike, outpu
     except OSError as error:
         raise UserError(f"cannot create {output_dir} ({error.strerror}); choose a writable --export_dir") from error
     encoder.eval()
-    settings = export_settings(encoder, level, name or type(encoder).__name__)
+    settings = export_settings(encoder, level, name or type(encoder).__name__, precision)
     _check_manifest(output_dir, settings, overwrite)
 
     rows, counts = [], {"exported": 0, "reused": 0}
@@ -185,7 +203,7 @@ def export_embeddings(encoder: AudioEncoder, audio_dir: str | os.PathLike, outpu
             if audio is None or audio.size == 0:
                 rows.append(_row(relative, "skipped", reason or "no audio in the file"))
                 continue
-            arrays = _embed(encoder, audio, level)
+            arrays = _embed(encoder, audio, level, precision)
             for kind, target in outputs.items():
                 atomic_write_bytes(_npy_bytes(arrays[kind]), target)
             n_frames = len(arrays["frames"]) if "frames" in arrays else None

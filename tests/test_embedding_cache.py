@@ -111,3 +111,27 @@ def test_chunk_hop_gives_overlapping_chunks(tracks):
     overlapping = embed_splits(encoder, {"test": tracks}, dict(CONFIG, chunk_hop=200), progress=False)["test"]
     # track 4 lasts 0.3 s = 2,400 samples: 6 chunks of 400 without overlap, 11 every 200 samples
     assert len(plain[4]) == 6 and len(overlapping[4]) == 11
+
+
+def test_half_precision_embeddings_get_their_own_entry_and_float32_keys_stay(tmp_path):
+    encoder = CountingEncoder()
+    default = _cache(tmp_path, encoder)
+    fp32 = EmbeddingCache(tmp_path / "cache", encoder, 400, 400, precision="32-true")
+    bf16 = EmbeddingCache(tmp_path / "cache", encoder, 400, 400, precision="bf16-mixed")
+    assert default.key == fp32.key != bf16.key
+    assert bf16.identity["precision"] == "bf16-mixed" and "precision" not in fp32.identity
+
+
+def test_bf16_extraction_gives_float32_embeddings_close_to_float32_ones(tracks):
+    from clmr_lib.models import SampleCNN
+
+    torch.manual_seed(0)
+    encoder = SampleCNN(channels=[8, 8, 16, 16, 32], strides=[3, 3, 3], sample_rate=8000, audio_length=243).eval()
+    splits = {"train": tracks}
+    full = embed_splits(encoder, splits, dict(CONFIG), progress=False)["train"]
+    half = embed_splits(encoder, splits, dict(CONFIG, precision="bf16-mixed"), progress=False)["train"]
+    for a, b in zip(full, half):
+        assert b.dtype == np.float32 and a.shape == b.shape
+        assert not np.array_equal(a, b)  # bf16 really ran
+        cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        assert cosine.min() > 0.99

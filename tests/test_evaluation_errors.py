@@ -28,6 +28,9 @@ BAD_INPUTS = {
     "unknown probe": (["--probes", "bogus"], r"unknown probe 'bogus' \(--probes\); choose from linear, mlp"),
     "negative chunk hop": (["--chunk_hop", "-5"], r"--chunk_hop -5 is negative; use 0"),
     "retrieval K of zero": (["--retrieval_k", "[0]"], r"--retrieval_k \[0\] must list positive integers"),
+    **({} if GPUS else {"float16 on the CPU": (["--precision", "16-mixed"],
+                                               r"--precision 16-mixed needs a GPU; on the CPU use --precision bf16")}),
+    "unknown precision": (["--precision", "half"], r"unknown --precision 'half'; choose one of: 32-true, bf16-mixed"),
     # 2 more than the machine has (--gpus 1 without a GPU falls back to the CPU): --gpus 2 here, without GPUs.
     "more GPUs than the machine has": (["--gpus", str(GPUS + 2)], rf"--gpus {GPUS + 2} asks for {GPUS + 2} GPUs but "
                                                                   rf"this machine has {GPUS}; use --gpus {GPUS}"),

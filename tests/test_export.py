@@ -131,3 +131,17 @@ def test_musicfm_export(audio_dir, tmp_path):
     assert json.loads((out / "export.json").read_text())["encoder"] == "musicfm_checkpoint_layer1"
     assert main(args + ["--frame_hop_ms", "20"]) == 2
     assert os.path.exists(out / "index.csv")
+
+
+def test_bf16_export_is_recorded_and_not_mixed_with_float32(encoder, audio_dir, tmp_path):
+    out = tmp_path / "bf16"
+    export_embeddings(encoder, audio_dir, out, precision="bf16-mixed", progress=False)
+    assert json.loads((out / "export.json").read_text())["precision"] == "bf16-mixed"
+    half = np.load(out / "a.wav.clip.npy")
+    full_dir = tmp_path / "fp32"
+    export_embeddings(encoder, audio_dir, full_dir, progress=False)
+    full = np.load(full_dir / "a.wav.clip.npy")
+    assert half.dtype == np.float32 and not np.array_equal(half, full)
+    assert np.dot(half, full) / (np.linalg.norm(half) * np.linalg.norm(full)) > 0.99
+    with pytest.raises(UserError):
+        export_embeddings(encoder, audio_dir, out, progress=False)  # float32 into the bf16 folder

@@ -29,12 +29,14 @@ EXTRA = [
 def export(argv: Optional[Sequence[str]] = None) -> dict:
     """Parse the command line, load the frozen encoder, export, print where everything is."""
     from clmr_lib.export import export_embeddings
+    from clmr_lib.utils.precision import check_precision
     from clmr_lib.models.frozen import frozen_encoder_from_config
 
     config = parse_config(argv, "Export embeddings of a folder of audio: one .npy per track plus an index.",
                           extra=EXTRA)
     if not config["audio_dir"]:
         raise UserError("no audio to embed: pass --audio_dir DIR (a folder of .wav/.flac/.ogg/.mp3 files)")
+    precision = check_precision(config.get("precision", "32-true"), int(config.get("gpus", 0) or 0))
     if config.get("reuse_memory", True):
         from clmr_lib.utils.memory import keep_freed_memory
 
@@ -49,7 +51,8 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
     export_dir = config["export_dir"] or str(Path(config.get("log_dir") or "runs") / "exports" / Path(name).stem)
     try:
         summary = export_embeddings(encoder, config["audio_dir"], export_dir, level=config["level"], name=name,
-                                    overwrite=config["overwrite"], progress=bool(config.get("progress", True)))
+                                    overwrite=config["overwrite"], progress=bool(config.get("progress", True)),
+                                    precision=precision)
     except KeyboardInterrupt:
         # Finished tracks are complete files (atomic writes); the same command continues from them.
         print("interrupted; run the same command again to continue", file=sys.stderr)

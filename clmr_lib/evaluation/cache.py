@@ -14,6 +14,7 @@ from torch import nn
 
 from clmr_lib.checkpoints import atomic_write_bytes
 from clmr_lib.data.track import Track
+from clmr_lib.utils.precision import is_full_precision
 
 #: Bumped whenever the layout of the cache or the meaning of its contents changes.
 CACHE_VERSION = 1
@@ -69,13 +70,17 @@ class EmbeddingCache:
         hop: Hop between chunks in samples.
         max_chunks: Chunk limit per track (``None``: all).
         description: Human-readable facts stored next to the shards (checkpoint path, encoder name).
+        precision: The precision the embeddings are computed in (``--precision``).
     """
 
     def __init__(self, root: str | os.PathLike, encoder: nn.Module, audio_length: int, hop: int,
-                 max_chunks: Optional[int] = None, description: Optional[dict] = None):
+                 max_chunks: Optional[int] = None, description: Optional[dict] = None, precision: str = "32-true"):
         identity = {"version": CACHE_VERSION, "encoder": encoder_fingerprint(encoder),
                     "sample_rate": int(encoder.sample_rate), "audio_length": int(audio_length), "hop": int(hop),
                     "max_chunks": max_chunks}
+        if not is_full_precision(precision):
+            # Half-precision embeddings differ from float32 ones: their own entry (float32 keys unchanged).
+            identity["precision"] = str(precision)
         self.key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         self.folder = Path(root) / self.key
         self.identity = dict(identity, **(description or {}))

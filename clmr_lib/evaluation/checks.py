@@ -10,6 +10,7 @@ from clmr_lib.evaluation.embeddings import chunk_hop
 from clmr_lib.evaluation.linear_evaluation import encoder_names, probe_names
 from clmr_lib.training.checks import _number
 from clmr_lib.training.trainer import devices_for
+from clmr_lib.utils.precision import check_precision
 
 
 def validate_evaluation(config: dict) -> None:
@@ -45,7 +46,9 @@ def validate_evaluation(config: dict) -> None:
             raise UserError(f"--retrieval_k {config['retrieval_k']} must list positive integers, e.g. "
                             "--retrieval_k \"[1, 2, 4, 8]\"")
     chunk_hop(config, 1)
-    devices_for(_number(config, "gpus", int))
+    gpus = _number(config, "gpus", int)
+    check_precision(config.get("precision", "32-true"), gpus)
+    devices_for(gpus)
     if config.get("output_dir"):
         check_writable(Path(config["output_dir"]), "--output_dir")
     else:

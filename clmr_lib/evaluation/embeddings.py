@@ -13,12 +13,14 @@ from clmr_lib.data.crops import TrackChunks, worker_init
 from clmr_lib.data.track import Track
 from clmr_lib.errors import UserError
 from clmr_lib.evaluation.cache import EmbeddingCache
+from clmr_lib.utils.precision import inference_autocast
 
 
 @torch.no_grad()
 def extract_embeddings(encoder: nn.Module, tracks: Sequence[Track], audio_length: int, batch_size: int = 64,
                        hop: Optional[int] = None, workers: int = 0, cache: Optional[dict] = None,
-                       progress: bool = True, device: str = "cpu", max_chunks: Optional[int] = None) -> list:
+                       progress: bool = True, device: str = "cpu", max_chunks: Optional[int] = None,
+                       precision: str = "32-true") -> list:
     """Chunk embeddings of each track: a list of ``(n_chunks, embedding_dim)`` float32 arrays.
 
     Encoders that return every layer give ``(n_chunks, n_layers, dim)`` arrays instead.
@@ -40,6 +42,8 @@ def extract_embeddings(encoder: nn.Module, tracks: Sequence[Track], audio_length
         progress: Show a progress bar.
         device: Device to run the encoder on.
         max_chunks: At most this many chunks per track.
+        precision: Lightning's name of the precision the encoder runs in (``"bf16-mixed"``: bf16
+            autocast, about 1.5-2x faster on CPUs with bf16 units); embeddings are float32 either way.
     """
     encoder.eval()
     cache = {} if cache is None else cache
@@ -52,8 +56,9 @@ def extract_embeddings(encoder: nn.Module, tracks: Sequence[Track], audio_length
         if not pending:
             return
         chunks = torch.cat([c for _, c in pending]).to(device)
-        outputs = torch.cat([encoder(chunks[i:i + batch_size]).float().cpu()
-                             for i in range(0, len(chunks), batch_size)])
+        with inference_autocast(precision, device):
+            outputs = torch.cat([encoder(chunks[i:i + batch_size]).float().cpu()
+                                 for i in range(0, len(chunks), batch_size)])
         start = 0
         for (position, _), size in zip(pending, sizes):
             cache[tracks[todo[position]].path] = outputs[start:start + size].numpy()
@@ -109,7 +114,8 @@ def embed_splits(encoder: nn.Module, splits: dict, config: dict, cache=None, pro
     Args:
         encoder: Frozen encoder (``sample_rate``, ``audio_length``).
         splits: ``split -> tracks``.
-        config: ``embedding_batch_size``, ``workers``, ``chunk_hop``, ``gpus`` (> 0: embed on the GPU).
+        config: ``embedding_batch_size``, ``workers``, ``chunk_hop``, ``gpus`` (> 0: embed on the GPU),
+            ``precision``.
         cache: ``None``, a dict ``path -> embeddings`` kept in memory by the caller, or an
             :class:`~clmr_lib.evaluation.cache.EmbeddingCache` on disk.
         progress: Show a progress bar.
@@ -130,7 +136,7 @@ def embed_splits(encoder: nn.Module, splits: dict, config: dict, cache=None, pro
         extract_embeddings(encoder.to(device), missing, int(encoder.audio_length), device=device,
                            batch_size=int(config.get("embedding_batch_size", 64)),
                            hop=chunk_hop(config, encoder.audio_length), workers=int(config.get("workers", 0)),
-                           cache=memory, progress=progress)
+                           cache=memory, progress=progress, precision=str(config.get("precision", "32-true")))
         if disk is not None:
             disk.save(missing, [memory[t.path] for t in missing])
     return {split: [memory[t.path] for t in tracks] for split, tracks in splits.items()}

@@ -197,7 +197,7 @@ def _cache_for(encoder: nn.Module, name: str, config: dict):
         return None
     folder = folder or str(Path(config.get("log_dir", "runs")) / "embeddings")
     return EmbeddingCache(folder, encoder, int(encoder.audio_length), chunk_hop(config, encoder.audio_length),
-                          description={"encoder_name": name})
+                          description={"encoder_name": name}, precision=str(config.get("precision", "32-true")))
 
 
 def _build_encoder(name: str, loaded: dict, baseline: dict, dataset, progress: bool) -> tuple:

@@ -6,12 +6,10 @@ from typing import Any
 
 from clmr_lib.errors import UserError
 from clmr_lib.training.optim import OPTIMIZERS
+from clmr_lib.utils.precision import check_precision
 
 AUGMENTATION_KEYS = ("polarity", "noise", "gain", "filters", "delay", "pitch", "reverb")
 
-#: Lightning's precision settings (and their short forms); the float16 ones need a GPU.
-PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true", "32", "bf16", "16", "64")
-GPU_ONLY_PRECISIONS = ("16-mixed", "16-true", "16")
 
 #: Defaults of keys newer than some saved configurations.
 NEW_KEY_DEFAULTS = {"cpu_processes": 1, "max_nonfinite_steps": 10, "sync_batchnorm": False, "deterministic": False,
@@ -102,11 +100,7 @@ def validate_pretraining(config: dict) -> None:
         raise UserError(f"unknown --optimizer '{config.get('optimizer')}'; choose one of: {', '.join(OPTIMIZERS)}")
     if str(config["optimizer"]).lower() == "lars" and max_epochs < 1:
         raise UserError("--optimizer LARS decays its learning rate over --max_epochs; set --max_epochs 1 or more")
-    precision = str(config.get("precision", "32-true"))
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown --precision '{precision}'; choose one of: {', '.join(PRECISIONS[:6])}")
-    if precision in GPU_ONLY_PRECISIONS and int(config["gpus"]) == 0:
-        raise UserError(f"--precision {precision} needs a GPU; on the CPU use --precision bf16-mixed or 32-true")
+    check_precision(config.get("precision", "32-true"), int(config["gpus"]))
     if not str(config.get("dataset_dir", "")).strip():
         raise UserError("--dataset_dir is empty; pass the folder that holds the dataset")
     if config.get("encoder", "sample_cnn") == "sample_cnn":
