@@ -66,6 +66,9 @@ def demo(argv: Optional[Sequence[str]] = None) -> list[dict]:
     encoders = {"clmr": load_encoder(checkpoint), "random": frozen_encoder_from_config(dict(config, checkpoint_path="random"))[0]}
     caches = {name: {} for name in encoders}
     rows, details = [], {}
+    # Embeddings in float32 whatever the pretraining precision: bf16 rounding costs an untrained
+    # encoder's features more than a trained one's, which would flatter CLMR.
+    config = dict(config, precision="32-true")
     for task in TASKS:
         dataset = get_dataset(dict(config, task=task, progress=False))
         for name, encoder in encoders.items():
