@@ -9,7 +9,11 @@ What it measures, in interleaved rounds:
   probabilities), SampleCNN + projector forward, NT-Xent, backward, the non-finite check, the
   optimiser step, logging, the progress bar off. A step's time is the wall-clock interval between
   the TensorBoard events of consecutive steps (``--log_every_n_steps 1``), so it includes waiting for
-  the next batch; the first ``--skip`` intervals of each run are left out (start-up, oneDNN kernels).
+  the next batch; the first ``--skip`` intervals of each run are left out (start-up, oneDNN kernels,
+  and the heap's warm-up: with freed memory kept for reuse, the first steps still grow the heap,
+  and every new page costs a page fault — measured here, steps 1-3 of a full-size run take 1.0M,
+  0.3M and 0.24M faults and 3-9x a steady step; from step 4 on a step takes ~30, with an occasional
+  step that grows the heap again as the augmentations' varying buffer sizes fragment it).
 - ``encoder only``: in a fresh process of its own, the same module's encoder + projector + NT-Xent
   forward, backward and Adam step on a fixed in-memory batch of ``2 x --batch`` views: no reading,
   cropping, augmenting, Lightning or logging. The lower bound of a step. (One process at a time:
@@ -129,10 +133,16 @@ class EncoderOnly:
 
 
 def encoder_only_child(args: argparse.Namespace, folder: str, precision: str) -> None:
-    """In the child process: an untimed step, then ``--steps`` timed ones; prints their seconds as JSON."""
+    """In the child process: untimed steps, then ``--steps`` timed ones; prints their seconds as JSON.
+
+    As many untimed steps as an end-to-end run has before its first timed interval (its first step,
+    then ``--skip`` intervals): the first builds oneDNN's kernels and Adam's state, the next ones
+    still grow the reused heap, so fewer would make the encoder look slower than it is.
+    """
     keep_freed_memory()  # as pretrain.py does (--reuse_memory true)
     steps = EncoderOnly(run_config(args, folder, precision), precision)
-    steps.step()  # the first step builds oneDNN's kernels and Adam's state
+    for _ in range(1 + args.skip):
+        steps.step()
     print(json.dumps([timed(steps.step) for _ in range(args.steps)]))
 
 
@@ -174,8 +184,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=48, help="tracks per batch (2 views each)")
     parser.add_argument("--files", type=int, default=240, help="WAV files in the training folder")
     parser.add_argument("--file_seconds", type=float, default=30.0, help="seconds per file (MagnaTagATune: 29)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per end-to-end run and round")
-    parser.add_argument("--skip", type=int, default=1, help="first step intervals of a run left out")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per end-to-end run and round")
+    parser.add_argument("--skip", type=int, default=4,
+                        help="first step intervals of a run left out (heap warm-up, see above)")
     parser.add_argument("--precisions", default="32-true,bf16-mixed", help="comma-separated Lightning precisions")
     parser.add_argument("--workers", type=int, default=int(load_config()["workers"]),
                         help="DataLoader workers (config default)")

@@ -16,10 +16,15 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "config.yam
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, with a one-line error for a missing or malformed file."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config file {path} is a folder; pass a YAML file to --config")
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise UserError(f"cannot read config file {path} ({reason}); pass a readable YAML file to --config") from exc
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "syntax error"
         raise UserError(f"config file {path} is not valid YAML ({first}); fix the file") from exc
@@ -123,7 +128,7 @@ def parse_config(argv: Optional[Sequence[str]], description: str, base: str | Pa
         extra: Non-config flags, as for :func:`build_parser`.
         overrides: Defaults a particular entry point changes before the command line applies.
     """
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = _Parser(add_help=False)
     pre.add_argument("--config", action="append", default=[])
     known, _ = pre.parse_known_args(argv)
     config = load_config(known.config, base=base)

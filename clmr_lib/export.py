@@ -18,6 +18,7 @@ from clmr_lib.data.audio_folder import find_audio_files
 from clmr_lib.data.audio_io import AudioReadError, audio_info, read_audio
 from clmr_lib.errors import UserError
 from clmr_lib.models.protocol import AudioEncoder
+from clmr_lib.utils.atomic import ensure_writable
 from clmr_lib.utils.precision import inference_autocast, is_full_precision
 
 #: What can be exported: one vector per track, one per frame, or both.
@@ -174,10 +175,7 @@ def export_embeddings(encoder: AudioEncoder, audio_dir: str | os.PathLike, outpu
         # The folder scan speaks of datasets; here the folder comes from --audio_dir.
         raise UserError(str(error).replace("--dataset_dir", "--audio_dir")) from error
     root = Path(os.path.abspath(audio_dir))
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create {output_dir} ({error.strerror}); choose a writable --export_dir") from error
+    ensure_writable(output_dir, "--export_dir")
     encoder.eval()
     settings = export_settings(encoder, level, name or type(encoder).__name__, precision)
     _check_manifest(output_dir, settings, overwrite)

@@ -56,6 +56,10 @@ BAD_INPUTS = {
     "zero cpu processes": (["--cpu_processes", "0"], r"--cpu_processes 0 must be at least 1"),
     "zero max_nonfinite_steps": (["--max_nonfinite_steps", "0"], r"--max_nonfinite_steps 0 must be at least 1"),
     "missing config file": (["--config", "{missing}"], r"config file {missing} does not exist"),
+    "config file is a folder": (["--config", "{folder}"], r"config file {folder} is a folder; pass a YAML file"),
+    "--config without a path": (["--config"], r"^error: argument --config: expected one argument \(see --help\)$"),
+    "temperature not finite": (["--temperature", "nan"], r"--temperature nan is not a finite number"),
+    "learning rate not finite": (["--learning_rate", "inf"], r"--learning_rate inf is not a finite number"),
 }
 if not torch.cuda.is_available():
     BAD_INPUTS["--gpus 2 without GPUs"] = (["--gpus", "2"], r"--gpus 2 asks for 2 GPUs but this machine has 0; use "

@@ -28,6 +28,12 @@ BAD_INPUTS = {
     "unknown probe": (["--probes", "bogus"], r"unknown probe 'bogus' \(--probes\); choose from linear, mlp"),
     "negative chunk hop": (["--chunk_hop", "-5"], r"--chunk_hop -5 is negative; use 0"),
     "retrieval K of zero": (["--retrieval_k", "[0]"], r"--retrieval_k \[0\] must list positive integers"),
+    "learning rate not finite": (["--finetuner_learning_rate", "nan"],
+                                 r"--finetuner_learning_rate nan is not a finite number"),
+    "zero sample rate": (["--sample_rate", "0"], r"--sample_rate 0 must be at least 1 \(Hz; CLMR: 22050\)"),
+    "embedding cache under a file": (["--embedding_cache_dir", "{file}/cache"],
+                                     r"cannot write to {file}/cache: {file} is a file, not a folder; choose a "
+                                     r"writable --embedding_cache_dir"),
     **({} if GPUS else {"float16 on the CPU": (["--precision", "16-mixed"],
                                                r"--precision 16-mixed needs a GPU; on the CPU use --precision bf16")}),
     "unknown precision": (["--precision", "half"], r"unknown --precision 'half'; choose one of: 32-true, bf16-mixed"),

@@ -43,6 +43,22 @@ def test_labels_follow_their_files_despite_broken_ones(labelled_tree):
     np.testing.assert_array_equal(a.label_array(3), [1, 1, 0])
 
 
+def test_malformed_metadata_rows_are_skipped_and_reported_not_shifted(labelled_tree, make_audio_file):
+    root, _ = labelled_tree
+    make_audio_file(root / "f.wav", seconds=1.0, sample_rate=16000)
+    make_audio_file(root / "g.wav", seconds=1.0, sample_rate=16000)
+    with open(root / "metadata.csv", "a") as handle:
+        handle.write("f.wav,train,rock,guitar,drums\n")  # an unquoted comma: 5 fields, the header has 4
+        handle.write("g.wav,train\n")  # fields missing: no label
+    genre = LabelledFolder(str(root), task="genre", progress=False)
+    assert [t.track_id for t in genre.tracks("train")] == ["a.wav", "b.flac"]
+    skipped = dict(genre.skipped.items())
+    assert "line 9: 5 fields where the header has 4" in skipped[str((root / "f.wav").resolve())]
+    assert "line 10: no valid 'genre' label" in skipped[str((root / "g.wav").resolve())]
+    # The malformed row's values do not invent classes or tags either.
+    assert LabelledFolder(str(root), task="tags", progress=False).class_names == ["drums", "guitar", "piano"]
+
+
 def test_dataset_json_describes_tasks(labelled_tree):
     root, _ = labelled_tree
     spec = {"tasks": {"genre": {"type": "multiclass", "column": "genre", "classes": ["rock", "jazz", "blues"]}}}

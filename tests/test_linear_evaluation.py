@@ -151,7 +151,18 @@ def test_unlabelled_test_split_gets_top3_predictions_and_metrics_on_validation(l
                                                                                monkeypatch):
     dataset = _CourseLayout(tmp_path / "course", make_audio_file)
     monkeypatch.setattr(linear_evaluation, "get_dataset", lambda config: dataset)
+    seen, fit = [], linear_evaluation._fit
+
+    def recording_fit(name, embeddings, labels, *args):
+        seen.append((len(embeddings["train"]), len(embeddings["valid"]), len(labels["valid"])))
+        return fit(name, embeddings, labels, *args)
+
+    monkeypatch.setattr(linear_evaluation, "_fit", recording_fit)
     summary = run_linear_evaluation(dict(low_high, checkpoint_path="mfcc", probes="linear,knn"))
+    # The 4 validation tracks report the metrics, so probes are selected on 2 of the 20 training
+    # tracks held out (10%) and trained on the other 18, never on the reporting tracks.
+    assert seen == [(18, 2, 2), (18, 2, 2)]
+    assert "held out" in summary["table"]
     out = Path(summary["output_dir"])
     test_pred = json.loads((out / "test_pred.json").read_text())
     assert sorted(test_pred) == [f"{i:04d}" for i in range(24, 32)]
@@ -264,3 +275,10 @@ def test_artist20_course_layout_end_to_end_writes_test_pred_json(low_high, tmp_p
     assert all(sorted(names) == sorted(ARTISTS) for names in test_pred.values())  # top-3 of 2 artists: both
     saved = _saved(summary)
     assert saved["split"] == "valid" and any("003.mp3" in s["path"] for s in saved["skipped"])
+
+
+@pytest.mark.parametrize("names, precision, warns", [(["random"], "bf16-mixed", True), (["a.ckpt", "random"], "bf16-true", True),
+                                                      (["random"], "32-true", False), (["a.ckpt"], "bf16-mixed", False)])
+def test_a_random_baseline_embedded_in_bf16_is_flagged(names, precision, warns, recwarn):
+    assert linear_evaluation.warn_reduced_precision_baseline(names, {"precision": precision}) is warns
+    assert any("random" in str(w.message) and "32-true" in str(w.message) for w in recwarn.list) is warns

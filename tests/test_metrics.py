@@ -38,6 +38,25 @@ def test_multiclass_accuracy_top3_f1_confusion():
     assert top_k_accuracy(labels, scores, 10) == 1.0
 
 
+def test_macro_f1_and_top3_agree_with_scikit_learn_recomputed_from_predictions():
+    from sklearn.metrics import f1_score, top_k_accuracy_score
+
+    # Class "d" has no test track and is never predicted: like scikit-learn, it is not averaged in.
+    labels = np.array([0, 0, 1, 2, 2, 1])
+    scores = np.array([[0.6, 0.2, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.1, 0.7, 0.1, 0.1],
+                       [0.2, 0.2, 0.5, 0.1], [0.5, 0.1, 0.3, 0.1], [0.3, 0.3, 0.3, 0.1]])
+    result = multiclass_metrics(labels, scores, ["a", "b", "c", "d"])
+    assert result["macro_f1"] == pytest.approx(f1_score(labels, scores.argmax(1), average="macro"))
+    assert result["macro_f1"] > f1_score(labels, scores.argmax(1), average="macro", labels=range(4), zero_division=0)
+    # Ties (the last row: a, b, c level, truth b) are broken towards the lower class index, as
+    # argmax does: b is not in the top 1 but is in the top 2.
+    assert top_k_accuracy(labels[-1:], scores[-1:], 1) == 0.0 and top_k_accuracy(labels[-1:], scores[-1:], 2) == 1.0
+    assert top_k_accuracy(labels, scores, 1) == pytest.approx(result["accuracy"])
+    untied = scores[:5]  # scikit-learn breaks ties its own way: compare where there are none in the top 2
+    assert top_k_accuracy(labels[:5], untied, 2) == pytest.approx(top_k_accuracy_score(labels[:5], untied, k=2,
+                                                                                        labels=range(4)))
+
+
 def test_task_metrics_dispatches_on_the_task_type():
     from clmr_lib.evaluation.metrics import TABLE_METRICS, task_metrics
 

@@ -165,6 +165,60 @@ def test_file_failing_conversion_is_left_out_of_the_dataset_too(tmp_path, monkey
     assert "rock.00000" in [t.track_id for t in get_dataset(config(tree, use_processed=False)).tracks("train")]
 
 
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_a_worker_that_dies_costs_only_its_own_file(tmp_path, monkeypatch):
+    # A decoder crash or the OOM killer ends a worker process, which breaks the whole pool and
+    # every file in flight with it: the run goes on, and only the file that kills a worker fails.
+    tree = make_gtzan(tmp_path)
+    real = convert_module.convert_file
+    bad = os.path.join(tree.root, "genres", "rock", "rock.00000.wav")
+
+    def crash_on_bad(source, *args):
+        if source == bad:
+            os._exit(1)  # what a segfault or SIGKILL looks like to the pool
+        return real(source, *args)
+
+    monkeypatch.setattr(convert_module, "convert_file", crash_on_bad)  # forked workers inherit it
+    index = build_index(config(tree))
+    report = convert_dataset(index, RATE, workers=2, progress=False)
+    good = len(tree.good) + len(tree.short)
+    reasons = {item["path"]: item["reason"] for item in report.failed}
+    assert "worker converting it died" in reasons[bad]
+    assert report.converted == good - 1 and len(report.failed) == 930 - good + 1
+    assert sum("worker" in r for r in reasons.values()) == 1
+    manifest = Manifest.load(processed_dir(tree.root, RATE))
+    assert len(manifest.files) == report.converted and bad in [f["path"] for f in report.failed]
+
+
+def test_a_file_that_cannot_be_written_fails_alone(tmp_path, monkeypatch):
+    tree = make_gtzan(tmp_path)
+    real = convert_module.write_audio
+    victim = {}
+
+    def write_or_fail(destination, *args, **kwargs):
+        if not victim:
+            victim["path"] = destination
+            raise OSError(5, "Input/output error")  # EIO: not the disk as a whole
+        return real(destination, *args, **kwargs)
+
+    monkeypatch.setattr(convert_module, "write_audio", write_or_fail)
+    report = convert_dataset(build_index(config(tree)), RATE, workers=1, progress=False)
+    reasons = [f["reason"] for f in report.failed]
+    assert "cannot write the converted file (Input/output error)" in reasons
+    assert report.converted >= 1
+
+
+def test_entries_the_metadata_rules_out_are_in_the_report(tmp_path):
+    tree = make_gtzan(tmp_path)
+    index = build_index(config(tree))
+    unlabelled = os.path.join(tree.root, "genres", "x", "x.00001.wav")
+    index.problems.append((unlabelled, "metadata: no label for x.00001"))
+    report = convert_dataset(index, RATE, workers=1, progress=False)
+    assert report.excluded == [{"path": unlabelled, "reason": "metadata: no label for x.00001"}]
+    assert "excluded   1 entries" in report.summary()
+    assert PreprocessReport.load(os.path.join(report.output, "report.json")).excluded == report.excluded
+
+
 def test_guards(tmp_path):
     tree = make_gtzan(tmp_path)
     index = build_index(config(tree))

@@ -42,13 +42,17 @@ def test_newest_readable_checkpoint_wins_and_a_damaged_one_is_passed_over(tmp_pa
     truncate(last)
     with pytest.warns(UserWarning, match=r"last.ckpt cannot be read .*from .*last.prev.ckpt \(global step 9\)"):
         assert resume_checkpoint({"resume": True}, folder, module) == str(folder / "last.prev.ckpt")
+    # Set aside, so the next save cannot turn the damaged last.ckpt into the last.prev.ckpt fallback.
+    assert not last.exists() and (folder / "last.ckpt.corrupt").is_file()
     truncate(folder / "last.prev.ckpt")
     with pytest.warns(UserWarning, match=r"epoch=0-step=4.ckpt \(global step 4\)"):
         assert resume_checkpoint({"resume": True}, folder, module).endswith("epoch=0-step=4.ckpt")
     truncate(folder / "epoch=0-step=4.ckpt")
-    with pytest.raises(UserError, match=r"--resume: none of the 3 checkpoints of the run can be read .*"
+    # With no good checkpoint left, nothing is renamed: the user decides.
+    with pytest.raises(UserError, match=r"--resume: none of the 1 checkpoints of the run can be read .*"
                                         r"--checkpoint_path"):
         resume_checkpoint({"resume": True}, folder, module)
+    assert (folder / "epoch=0-step=4.ckpt").is_file()
 
 
 def test_resume_of_a_run_without_checkpoints_starts_it(tmp_path, module):

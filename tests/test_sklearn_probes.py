@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from clmr_lib.evaluation.sklearn_probes import SKLEARN_PROBES, fit_sklearn_probe, subsample
+from clmr_lib.evaluation.sklearn_probes import SKLEARN_PROBES, fit_sklearn_probe, smallest_class, subsample
 
 
 def _tracks(n_tracks, n_chunks, seed, n_classes=3, multilabel=False):
@@ -72,3 +72,27 @@ def test_subsample_is_seeded_and_keeps_order():
     b, _ = subsample(x, y, 10, seed=1)
     assert len(a) == 10 and np.array_equal(a, b) and np.all(np.diff(a[:, 0]) > 0)
     assert subsample(x, y, None, 0)[0] is x
+
+
+@pytest.mark.parametrize("task_type", ["multiclass", "multilabel"])
+@pytest.mark.parametrize("rare", [1, 2])
+def test_svm_survives_classes_too_rare_for_platt_folds(task_type, rare):
+    # A class (or a tag) with only `rare` training chunks: 3-fold Platt scaling cannot split it.
+    rng = np.random.default_rng(0)
+    n = 40
+    if task_type == "multiclass":
+        y = np.eye(3, dtype=np.float32)[np.r_[np.zeros(n // 2, int), np.ones(n // 2 - rare, int), np.full(rare, 2)]]
+    else:
+        y = np.zeros((n, 2), dtype=np.float32)
+        y[: n // 2, 0] = 1
+        y[:rare, 1] = 1
+    x = rng.normal(size=(n, 6)).astype(np.float32) * 0.3 + y.argmax(1)[:, None] * np.ones(6) * (task_type == "multiclass")
+    x[:, 0] += 3 * y[:, 0]
+    assert smallest_class(y, task_type) == rare
+    valid = ([x[i:i + 2] for i in range(0, n, 2)], y[::2])
+    probe = fit_sklearn_probe("svm", (x, y), valid, task_type, ["a", "b", "c"][: y.shape[1]], seed=0)
+    proba = probe.predict_proba(x)
+    assert proba.shape == (n, y.shape[1]) and np.all((proba >= 0) & (proba <= 1))
+    # Still a useful classifier of the frequent class.
+    assert np.mean((proba[:, 0] > 0.5) == (y[:, 0] > 0.5)) > 0.8 if task_type == "multilabel" else \
+        np.mean(proba.argmax(1)[: n // 2] == 0) > 0.8

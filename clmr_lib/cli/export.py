@@ -36,6 +36,10 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
                           extra=EXTRA)
     if not config["audio_dir"]:
         raise UserError("no audio to embed: pass --audio_dir DIR (a folder of .wav/.flac/.ogg/.mp3 files)")
+    from clmr_lib.training.checks import _number
+
+    for key, hint in (("sample_rate", " (Hz; CLMR: 22050)"), ("audio_length", " (samples; CLMR: 59049)")):
+        _number(config, key, int, 1, hint)
     precision = check_precision(config.get("precision", "32-true"), int(config.get("gpus", 0) or 0))
     if config.get("reuse_memory", True):
         from clmr_lib.utils.memory import keep_freed_memory

@@ -17,6 +17,8 @@ from clmr_lib.errors import UserError
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
                "test": "test"}
 TAG_SEPARATOR = ";"
+#: Key marking a row with more fields than the header (its values cannot be trusted to be in their columns).
+MALFORMED = "__malformed__"
 
 
 def read_metadata(root: Path, metadata: str = "metadata.csv") -> tuple[list[dict], dict]:
@@ -26,8 +28,16 @@ def read_metadata(root: Path, metadata: str = "metadata.csv") -> tuple[list[dict
         raise UserError(f"{csv_path} not found: a labelled folder needs a metadata CSV with columns "
                         "path, split and one or more label columns (--dataset_dir)")
     with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"path", "split"} <= set(rows[0]):
+        reader = csv.DictReader(handle)
+        rows = []
+        for row in reader:
+            extra = row.pop(None, None)
+            row = {key: value or "" for key, value in row.items()}  # missing trailing fields: empty
+            if extra:
+                row[MALFORMED] = (f"{len(reader.fieldnames) + len(extra)} fields where the header has "
+                                  f"{len(reader.fieldnames)} (quote values that contain commas)")
+            rows.append(row)
+    if not rows or not {"path", "split"} <= set(reader.fieldnames or ()):
         raise UserError(f"{csv_path} must have a header with at least the columns 'path' and 'split'")
     info_path = root / "dataset.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
@@ -37,7 +47,8 @@ def read_metadata(root: Path, metadata: str = "metadata.csv") -> tuple[list[dict
 def infer_tasks(rows: list[dict]) -> dict:
     """Describe each label column: multi-label if any value lists several tags, else multi-class."""
     tasks = {}
-    for column in rows[0]:
+    rows = [row for row in rows if MALFORMED not in row]
+    for column in rows[0] if rows else ():
         if column in {"path", "split"}:
             continue
         values = [row[column] for row in rows if row[column]]
@@ -92,6 +103,9 @@ class LabelledFolder:
         for line, row in enumerate(rows, start=2):
             split = SPLIT_NAMES.get(row["split"].strip().lower())
             path = (self.root / row["path"]).resolve()
+            if MALFORMED in row:
+                self.skipped.add(str(path), f"metadata.csv line {line}: {row[MALFORMED]}")
+                continue
             if split is None:
                 self.skipped.add(str(path), f"metadata.csv line {line}: unknown split '{row['split']}'")
                 continue

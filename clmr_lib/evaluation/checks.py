@@ -39,6 +39,8 @@ def validate_evaluation(config: dict) -> None:
         raise UserError(f"--finetuner_learning_rate {config['finetuner_learning_rate']} must be positive; CLMR uses "
                         "0.001")
     _number(config, "embedding_batch_size", int, 1, " (default 64)")
+    _number(config, "sample_rate", int, 1, " (Hz; CLMR: 22050)")
+    _number(config, "audio_length", int, 1, " (samples; CLMR: 59049)")
     _number(config, "workers", int, 0)
     _number(config, "seed", int, 0)
     for k in config.get("retrieval_k") or ():
@@ -53,6 +55,10 @@ def validate_evaluation(config: dict) -> None:
         check_writable(Path(config["output_dir"]), "--output_dir")
     else:
         check_writable(Path(config.get("log_dir") or "runs") / "evaluation", "--output_dir (or --log_dir)")
+    cache = str(config.get("embedding_cache_dir", "") or "")
+    if cache.lower() not in ("none", "off", "false", "0"):
+        check_writable(Path(cache) if cache else Path(config.get("log_dir") or "runs") / "embeddings",
+                       "--embedding_cache_dir (or --embedding_cache_dir none)")
 
 
 def check_writable(folder: Path, flag: str) -> None:

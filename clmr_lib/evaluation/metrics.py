@@ -32,7 +32,7 @@ def multilabel_metrics(targets: np.ndarray, scores: np.ndarray, class_names: Seq
 def top_k_accuracy(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
     """Fraction of examples whose true class is among the ``k`` highest scores."""
     k = min(k, scores.shape[1])
-    top = np.argsort(-scores, axis=1)[:, :k]
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # ties: the lower class index first
     return float(np.mean([label in row for label, row in zip(labels, top)]))
 
 
@@ -45,8 +45,9 @@ def multiclass_metrics(labels: np.ndarray, scores: np.ndarray, class_names: Sequ
     return {
         "accuracy": float(np.mean(predictions == labels)),
         "top3_accuracy": top_k_accuracy(labels, scores, 3),
-        "macro_f1": float(f1_score(labels, predictions, average="macro", labels=range(len(class_names)),
-                                   zero_division=0)),
+        # Over the classes present in the truth or the predictions (scikit-learn's default): a class
+        # with no test tracks that is never predicted has no F1 to average.
+        "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
         "confusion_matrix": confusion.tolist(),
     }
 

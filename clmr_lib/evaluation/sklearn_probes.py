@@ -27,10 +27,46 @@ def _knn(seed: int, n_neighbors: int):
     return KNeighborsClassifier(n_neighbors=n_neighbors, metric="cosine", algorithm="brute")
 
 
-def _svm(seed: int, C: float):
+class _SigmoidSVC(SVC):
+    """An RBF SVM whose probabilities are the logistic (softmax) of its decision values, uncalibrated.
+
+    For classes too rare for Platt scaling's folds (fewer than 2 training chunks): the scores keep
+    the SVM's ranking, which is all ROC-AUC, PR-AUC and top-k accuracy look at.
+    """
+
+    def predict_proba(self, x):
+        decision = np.asarray(self.decision_function(x), dtype=np.float64)
+        if decision.ndim == 1:
+            positive = 1.0 / (1.0 + np.exp(-decision))
+            return np.stack([1.0 - positive, positive], axis=1)
+        decision = np.exp(decision - decision.max(axis=1, keepdims=True))
+        return decision / decision.sum(axis=1, keepdims=True)
+
+
+def _svm(seed: int, C: float, folds: int = 3):
     # Platt scaling fitted on 3-fold out-of-fold decision values, one SVM refitted on all the data
-    # (SVC(probability=True), deprecated in scikit-learn 1.9, did the same with 5 folds).
-    return CalibratedClassifierCV(SVC(C=C, kernel="rbf", random_state=seed), method="sigmoid", cv=3, ensemble=False)
+    # (SVC(probability=True), deprecated in scikit-learn 1.9, did the same with 5 folds). Fewer
+    # folds when a class has fewer than 3 training chunks; none (_SigmoidSVC) below 2.
+    if folds < 2:
+        return _SigmoidSVC(C=C, kernel="rbf", random_state=seed)
+    return CalibratedClassifierCV(SVC(C=C, kernel="rbf", random_state=seed), method="sigmoid", cv=folds,
+                                  ensemble=False)
+
+
+def smallest_class(y: np.ndarray, task_type: str) -> int:
+    """Training chunks of the rarest class a binary/multiclass fit sees (per tag: the rarer of yes and no).
+
+    Tags that are constant over the training chunks are left out: one-vs-rest fits them no model.
+    """
+    y = np.asarray(y)
+    if task_type == "multilabel":
+        positives = y.astype(bool).sum(axis=0)
+        counts = np.minimum(positives, len(y) - positives)
+        counts = counts[counts > 0]
+    else:
+        counts = np.bincount(y.argmax(axis=1))
+        counts = counts[counts > 0]
+    return int(counts.min()) if len(counts) else 0
 
 
 def _forest(seed: int, min_samples_leaf: int):
@@ -98,7 +134,8 @@ def _fit(name: str, params: dict, x: np.ndarray, y: np.ndarray, task_type: str, 
     make, _, native_multilabel, _ = SKLEARN_PROBES[name]
     if "n_neighbors" in params:  # a tiny training set has fewer chunks than the grid's k
         params = dict(params, n_neighbors=min(params["n_neighbors"], len(x)))
-    model = make(seed, **params)
+    extra = {"folds": min(3, smallest_class(y, task_type))} if name == "svm" else {}
+    model = make(seed, **params, **extra)
     if task_type == "multilabel":
         if not native_multilabel:
             model = OneVsRestClassifier(model)

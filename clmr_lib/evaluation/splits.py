@@ -36,6 +36,25 @@ class HeldOutValidation:
         return list(self._splits[split])
 
 
+def reports_on_validation(dataset) -> bool:
+    """Whether metrics go on the validation split: an unlabelled test split (artist20's course layout)."""
+    return not any(t.label is not None for t in dataset.tracks("test")) \
+        and any(t.label is not None for t in dataset.tracks("valid"))
+
+
+def selection_view(dataset, seed: int, fraction: float = 0.1):
+    """The dataset that probes train and are selected on (early stopping, plateau, grid search).
+
+    ``dataset`` itself, except when its validation split is the one metrics are reported on
+    (:func:`reports_on_validation`): then choosing epochs and hyperparameters on those same tracks
+    would flatter every probe, so selection uses ``fraction`` of the training tracks held out
+    instead (a :class:`HeldOutValidation` view; the draw depends only on ``seed`` and the tracks).
+    """
+    if reports_on_validation(dataset) and sum(t.label is not None for t in dataset.tracks("train")) >= 10:
+        return HeldOutValidation(dataset, fraction, seed)
+    return dataset
+
+
 def with_validation(dataset, seed: int, fraction: float = 0.1):
     """``dataset`` itself when it has labelled validation tracks, else a :class:`HeldOutValidation` view."""
     if any(t.label is not None for t in dataset.tracks("valid")):

@@ -15,7 +15,9 @@ import multiprocessing
 import os
 import signal
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from tqdm import tqdm
 
 from clmr_lib.data.audio_io import AudioReadError, audio_info, read_audio, write_audio
@@ -66,7 +68,9 @@ def convert_file(source: str, destination: str, sample_rate: int, format_name: s
         if error.errno in _FATAL_WRITE_ERRORS:
             raise UserError(f"cannot write {destination} ({error.strerror}); free space or fix the permissions of "
                             f"{os.path.dirname(destination)}, then rerun to resume") from None
-        raise
+        # A problem of this file's output alone (a name too long for the file system, an I/O error).
+        return {"status": "failed", "reason": f"cannot write the converted file ({error.strerror or error})",
+                **stamped}
     return {"status": "ok", "frames": int(audio.shape[0]), "size": os.stat(destination).st_size, **stamped}
 
 
@@ -185,20 +189,53 @@ def _results(jobs: list, workers: int):
         for job in jobs:
             yield _convert_job(job)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker)
-    pending, queue = set(), iter(jobs)
+    yield from _pool_results(jobs, workers)
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker)
+
+
+def _pool_results(jobs: list, workers: int):
+    """:func:`_results` in worker processes; a worker that dies (killed for memory, a decoder crash) costs one file.
+
+    A dead worker breaks the whole pool and fails every job in flight, the culprit among them.
+    The pool is replaced and those jobs are retried one at a time: the one that breaks it again
+    alone is the culprit and is reported failed; the others convert normally.
+    """
+    pool, queue, suspects = _new_pool(workers), deque(jobs), deque()
+    pending: dict = {}  # future -> (job, alone)
     try:
-        while True:
-            # A few jobs per worker in flight: enough to keep them busy, never the whole list.
-            for job in queue:
-                pending.add(pool.submit(_convert_job, job))
-                if len(pending) >= 4 * workers:
-                    break
-            if not pending:
-                break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while queue or suspects or pending:
+            if suspects:
+                if not pending:
+                    job = suspects.popleft()
+                    pending[pool.submit(_convert_job, job)] = (job, True)
+            else:
+                # A few jobs per worker in flight: enough to keep them busy, never the whole list.
+                while queue and len(pending) < 4 * workers:
+                    job = queue.popleft()
+                    pending[pool.submit(_convert_job, job)] = (job, False)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken = False
             for future in done:
-                yield future.result()
+                job, alone = pending.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if alone:
+                        yield job[0], {"status": "failed", "reason": "the worker converting it died (out of memory, "
+                                                                     "or the decoder crashed)"}
+                    else:
+                        suspects.append(job)
+                    continue
+                yield result
+            if broken:
+                suspects.extend(job for job, _ in pending.values())
+                pending.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = _new_pool(workers)
     finally:
         # On an interruption, files being converted finish (workers ignore Ctrl-C); queued ones never start.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -281,6 +318,7 @@ def convert_dataset(index: DatasetIndex, sample_rate: int, format_name: str = "w
             # In listing order, whatever order the workers finished in.
             report.failed = [{"path": index.source(r), "reason": failures[r], "splits": splits_of.get(r, [])}
                              for r in splits_of if r in failures]
+            report.excluded = [{"path": str(path), "reason": str(reason)} for path, reason in index.problems]
             report.elapsed = time.perf_counter() - started
             report.save(report_path(folder))
     return report

@@ -48,6 +48,8 @@ class PreprocessReport:
         elapsed: Wall-clock seconds of the run.
         workers: Worker processes used.
         interrupted: The run stopped early; rerunning the command resumes it.
+        excluded: ``{"path", "reason"}`` per entry the metadata itself rules out (no label, no
+            audio path, an unknown split): never converted, left out of the dataset too.
     """
 
     dataset: str
@@ -64,6 +66,7 @@ class PreprocessReport:
     elapsed: float = 0.0
     workers: int = 1
     interrupted: bool = False
+    excluded: list = field(default_factory=list)
 
     @property
     def hours(self) -> float:
@@ -92,6 +95,8 @@ class PreprocessReport:
                  f"  skipped    {self.skipped} (converted by an earlier run)",
                  f"  failed     {len(self.failed)}"
                  + (" (left out of every split that lists them)" if self.failed else ""),
+                 *([f"  excluded   {len(self.excluded)} entries of the metadata with no usable label or path "
+                    "(see report.json)"] if self.excluded else []),
                  f"  audio      {self._amount()} in {self.converted + self.skipped} converted files",
                  f"  time       {_duration(self.elapsed)} with {self.workers} worker{'s' if self.workers != 1 else ''}"
                  + (f" ({self.hours_per_minute:.2f} hours of audio per minute)" if self.converted else "")]

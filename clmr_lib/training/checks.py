@@ -1,6 +1,7 @@
 """Pretraining settings checked before any work starts: one-line errors naming the flag and the fix."""
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -29,6 +30,9 @@ def _number(config: dict, key: str, kind: type, minimum: Any = None, hint: str =
     except (TypeError, ValueError):
         raise UserError(f"--{key} {value!r} is not {'an integer' if kind is int else 'a number'}; "
                         f"pass e.g. --{key} {minimum if minimum is not None else 1}") from None
+    if not math.isfinite(number):
+        raise UserError(f"--{key} {value} is not a finite number; pass e.g. --{key} "
+                        f"{minimum if minimum is not None else 1}")
     if minimum is not None and number < minimum:
         raise UserError(f"--{key} {value} must be at least {minimum}{hint}")
     return number

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -132,10 +133,26 @@ def resume_checkpoint(config: dict, checkpoint_dir: Path, module: Optional[L.Lig
         if unreadable:
             names = ", ".join(str(p) for p, _ in unreadable)
             warnings.warn(f"{names} cannot be read (truncated or corrupt); resuming from {path} "
-                          f"(global step {checkpoint.get('global_step', '?')}) instead", stacklevel=2)
+                          f"(global step {checkpoint.get('global_step', '?')}) instead; the damaged files are kept "
+                          "as *.corrupt", stacklevel=2)
+            for damaged, _ in unreadable:
+                set_aside(damaged)
         return str(path)
     raise UserError(f"--resume: none of the {len(candidates)} checkpoints of the run can be read "
                     f"({unreadable[0][1]}); pass an intact one with --checkpoint_path, or a new --run_name")
+
+
+def set_aside(path: Path) -> None:
+    """Rename a damaged checkpoint to ``<name>.corrupt``, out of the candidates.
+
+    Left in place, a damaged ``last.ckpt`` would become ``last.prev.ckpt`` at the next save (the
+    previous-checkpoint link), replacing the good fallback. Another process of the run may have
+    renamed it already.
+    """
+    try:
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+    except OSError:
+        pass
 
 
 class ExactResume(Callback):

@@ -18,7 +18,7 @@ from clmr_lib.checkpoints import safe_load
 from clmr_lib.errors import UserError
 from clmr_lib.training.resume import PREVIOUS_LAST, resume_checkpoint
 from clmr_lib.training.sync_batchnorm import GlobalBatchNormSync
-from clmr_lib.utils.atomic import atomic_write_bytes
+from clmr_lib.utils.atomic import atomic_write_bytes, ensure_writable
 
 __all__ = ["AtomicCheckpointIO", "build_trainer", "checkpoint_callbacks", "devices_for", "ensure_writable",
            "resume_checkpoint", "run_directory"]
@@ -104,21 +104,6 @@ def devices_for(gpus: int, num_nodes: int = 1, cpu_processes: int = 1) -> dict:
                         f"use --gpus {available}" + (" (the CPU)" if available == 0 else ""))
     strategy = "ddp" if gpus > 1 or num_nodes > 1 else "auto"
     return {"accelerator": "gpu", "devices": gpus, "num_nodes": num_nodes, "strategy": strategy}
-
-
-def ensure_writable(folder: Path) -> None:
-    """Create ``folder`` and check that files can be written in it.
-
-    Raises:
-        UserError: It cannot be created or written to.
-    """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write_test.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write to {folder} ({exc.strerror or exc}); choose a writable --log_dir") from exc
 
 
 def run_directory(config: dict) -> Path:

@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from clmr_lib.errors import UserError
+
 
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
@@ -29,3 +31,19 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def ensure_writable(folder: Path, flag: str = "--log_dir") -> None:
+    """Create ``folder`` and check that files can be written in it (a probe file, written and removed).
+
+    Raises:
+        UserError: It cannot be created or written to; the message names ``flag``.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_test.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to {folder} ({exc.strerror or exc}); choose a writable {flag}") from exc
