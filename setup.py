@@ -28,7 +28,8 @@ setup(
         "matplotlib>=3.7",
         "pandas>=2.0",
     ],
-    extras_require={"dev": ["pytest>=7.4", "pytest-timeout>=2.2"]},
+    # bench: what benchmarks/ compares against beyond the core stack (audiomentations' RoomSimulator).
+    extras_require={"dev": ["pytest>=7.4", "pytest-timeout>=2.2"], "bench": ["pyroomacoustics>=0.7"]},
     entry_points={
         "console_scripts": [
             "clmr-pretrain=clmr_lib.cli.pretrain:main",

@@ -11,8 +11,11 @@ The audiomentations chain is the closest one to CLMR's: PolarityInversion,
 AddGaussianSNR (40-80 dB, i.e. noise std 0.01-0.0001 of the signal's), Gain (-20 to -1
 dB), one of HighPassFilter (200-1200 Hz) / LowPassFilter (2200-4000 Hz) at 24 dB/octave,
 a numpy delay (200-450 ms, volume 0.5, averaged) through Lambda, PitchShift (+-7
-semitones), and RoomSimulator (needs pyroomacoustics; without it, ApplyImpulseResponse
-on synthetic impulse responses, which is much cheaper and is reported as such).
+semitones), and a reverb. CLMR's reverb (sox's, algorithmic) draws a new room for every
+example; audiomentations' closest is RoomSimulator (a random room simulated per example, needs
+pyroomacoustics: ``pip install -e '.[bench]'``). Its cheaper alternative, ApplyImpulseResponse
+(convolution with recorded impulse responses, here synthetic ones), is measured beside it: a user
+who has impulse-response files might choose it. Without pyroomacoustics only that one is run.
 """
 from __future__ import annotations
 
@@ -82,7 +85,7 @@ def synthetic_impulse_responses(folder: Path, sample_rate: int, count: int = 8) 
 
 
 def audiomentations_transforms(p: dict[str, float], sample_rate: int, ir_folder: Path | None):
-    """The audiomentations equivalents of CLMR's transforms, in CLMR's order."""
+    """The audiomentations equivalents of CLMR's transforms, in CLMR's order (RoomSimulator without ``ir_folder``)."""
     import audiomentations as am
 
     if ir_folder is None:
@@ -147,9 +150,9 @@ def main() -> None:
     try:
         import pyroomacoustics  # noqa: F401
 
-        reverb_name = "RoomSimulator"
+        reverb_name = "RoomSimulator, and ApplyImpulseResponse (synthetic IRs) beside it"
     except ImportError:
-        reverb_name = "ApplyImpulseResponse (synthetic IRs; pyroomacoustics not installed)"
+        reverb_name = "ApplyImpulseResponse (synthetic IRs; pyroomacoustics not installed: pip install -e '.[bench]')"
     sr = args.sample_rate
     batch_np = music_like(args.batch, args.samples, sr, seed=0)
     batch = torch.from_numpy(batch_np)
@@ -158,21 +161,21 @@ def main() -> None:
           f"audiomentations reverb: {reverb_name}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        ir_folder = None
-        if not reverb_name.startswith("RoomSimulator"):
-            ir_folder = Path(tmp)
-            synthetic_impulse_responses(ir_folder, sr)
+        ir_folder = Path(tmp)
+        synthetic_impulse_responses(ir_folder, sr)
+        # name -> IR folder (None: RoomSimulator)
+        reverbs = ({"RoomSimulator": None} if reverb_name.startswith("RoomSimulator") else {}) | {"IR": ir_folder}
         for threads in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(threads)
             with threadpool_limits(limits=threads):
                 print(f"\n== threads: torch {torch.get_num_threads()}, numpy/scipy pools "
                       f"{threads} ==")
-                run_chains(args, batch, batch_np, sr, ir_folder)
-                run_transforms(args, batch, batch_np, sr, ir_folder)
+                run_chains(args, batch, batch_np, sr, reverbs)
+                run_transforms(args, batch, batch_np, sr, reverbs)
 
 
-def run_chains(args, batch: torch.Tensor, batch_np: np.ndarray, sr: int, ir_folder) -> None:
-    """Whole chains, CLMR probabilities and all p = 1."""
+def run_chains(args, batch: torch.Tensor, batch_np: np.ndarray, sr: int, reverbs: dict) -> None:
+    """Whole chains, CLMR probabilities and all p = 1, with each audiomentations reverb."""
     import audiomentations as am
 
     torch.manual_seed(0)
@@ -181,39 +184,43 @@ def run_chains(args, batch: torch.Tensor, batch_np: np.ndarray, sr: int, ir_fold
     runs = {}
     for label, p in (("CLMR p", CLMR_P), ("all p=1", ALL_P)):
         ours = build_augmentations(sr, **p)
-        theirs = am.Compose(list(audiomentations_transforms(p, sr, ir_folder).values()))
         views = batch_np[: args.am_views]
         runs[f"ours   {label}"] = (lambda ours=ours: ours(batch), args.batch)
-        runs[f"audiom {label}"] = (
-            lambda theirs=theirs, views=views: [theirs(v, sample_rate=sr) for v in views],
-            len(views),
-        )
+        for reverb, ir_folder in reverbs.items():
+            theirs = am.Compose(list(audiomentations_transforms(p, sr, ir_folder).values()))
+            runs[f"audiom {label}, {reverb}"] = (
+                lambda theirs=theirs, views=views: [theirs(v, sample_rate=sr) for v in views],
+                len(views),
+            )
     with torch.no_grad():
         times = interleaved(runs, args.repeats)
     print("chain (per view, ms)            median [min-max]")
     for name, values in times.items():
         print(f"  {name:28s} {summary(values)}")
     for label in ("CLMR p", "all p=1"):
-        theirs = statistics.median(times[f"audiom {label}"])
-        ratio = theirs / statistics.median(times[f"ours   {label}"])
-        print(f"  speed-up ({label}): {ratio:.1f}x")
+        for reverb in reverbs:
+            theirs = statistics.median(times[f"audiom {label}, {reverb}"])
+            ratio = theirs / statistics.median(times[f"ours   {label}"])
+            print(f"  speed-up ({label}, audiomentations with {reverb} reverb): {ratio:.1f}x")
 
 
-def run_transforms(args, batch: torch.Tensor, batch_np: np.ndarray, sr: int, ir_folder) -> None:
-    """Each transform alone at p = 1."""
+def run_transforms(args, batch: torch.Tensor, batch_np: np.ndarray, sr: int, reverbs: dict) -> None:
+    """Each transform alone at p = 1 (the reverb against each audiomentations reverb)."""
     ours = ours_transforms(1.0, sr)
-    theirs = audiomentations_transforms(ALL_P, sr, ir_folder)
+    theirs = {reverb: audiomentations_transforms(ALL_P, sr, ir_folder) for reverb, ir_folder in reverbs.items()}
+    pairs = [(name, name, next(iter(theirs.values()))[name]) for name in ours if name != "reverb"]
+    pairs += [("reverb", {"IR": "reverb/IR"}.get(reverb, "reverb/room"), t["reverb"]) for reverb, t in theirs.items()]
     views = batch_np[: args.am_views]
     print("per transform at p=1 (per view, ms): ours | audiomentations | speed-up")
-    for name in ours:
+    for name, label, their in pairs:
         runs = {
             "ours": (lambda t=ours[name]: t(batch), args.batch),
-            "theirs": (lambda t=theirs[name]: [t(v, sample_rate=sr) for v in views], len(views)),
+            "theirs": (lambda t=their: [t(v, sample_rate=sr) for v in views], len(views)),
         }
         with torch.no_grad():
             times = interleaved(runs, args.repeats)
         ratio = statistics.median(times["theirs"]) / statistics.median(times["ours"])
-        print(f"  {name:9s} {summary(times['ours'])} | {summary(times['theirs'])} | {ratio:6.1f}x")
+        print(f"  {label:11s} {summary(times['ours'])} | {summary(times['theirs'])} | {ratio:6.1f}x")
 
 
 if __name__ == "__main__":
