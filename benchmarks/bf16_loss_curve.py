@@ -21,7 +21,7 @@ between fp32 and the control (at least 0.02 nats), or ``--tolerance`` nats with
 speed-up`` is fp32 step time / bf16 step time, pair by pair. The plot and the figures are saved as
 PNG and JSON (``--json``; default ``runs/benchmarks/bf16_loss_curve.json``).
 
-Run: ``.venv/bin/python benchmarks/bf16_loss_curve.py [--quick] [--steps 200] [--repeats 5] [--threads N]
+Run: ``.venv/bin/python benchmarks/bf16_loss_curve.py [--quick] [--steps 600] [--repeats 3] [--threads N]
 [-- PRETRAIN FLAGS]`` (flags after ``--`` go to every ``pretrain.py`` run, e.g. ``-- --batch_size 48``).
 """
 from __future__ import annotations
@@ -237,7 +237,8 @@ def report_timing(runs: dict, timing: dict | None, args: argparse.Namespace) -> 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=200, help="training steps of the compared runs")
+    parser.add_argument("--steps", type=int, default=600,
+                        help="training steps of the compared runs (200 fall too little to tell tracking apart)")
     parser.add_argument("--window", type=int, default=20, help="steps per table row and smoothing window")
     parser.add_argument("--warmup", type=int, default=None, help="steps left out of the comparison (default: "
                         "a fifth of --steps)")
