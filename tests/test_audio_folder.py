@@ -136,3 +136,14 @@ def test_a_folder_of_only_broken_files_is_a_user_error(tmp_path, broken_audio_fi
 def test_dataset_pickles_for_worker_processes(audio_tree):
     dataset = pickle.loads(pickle.dumps(AudioFolder(audio_tree.root, progress=False)))
     assert len(dataset.tracks("train")) == len(audio_tree.readable) + 1 and len(dataset.skipped) == 6
+
+
+def test_files_converted_by_preprocess_are_not_listed_twice(tmp_path, make_audio_file):
+    make_audio_file(tmp_path / "genres" / "a.wav", seconds=0.2, sample_rate=16000)
+    converted = tmp_path / "processed" / "22050"
+    make_audio_file(converted / "genres" / "a.wav", seconds=0.2, sample_rate=22050)
+    (converted / "manifest.json").write_text("{}")
+    # A folder named "processed" without a manifest is the user's own audio.
+    make_audio_file(tmp_path / "mine" / "processed" / "b.wav", seconds=0.2, sample_rate=16000)
+    found = [os.path.relpath(p, tmp_path) for p in find_audio_files(str(tmp_path))]
+    assert found == [os.path.join("genres", "a.wav"), os.path.join("mine", "processed", "b.wav")]

@@ -24,11 +24,18 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def _is_converted_copy(folder: str, files: Sequence[str]) -> bool:
+    """Whether ``folder`` is ``preprocess.py``'s output: ``processed/<rate>/`` holding its manifest."""
+    return "manifest.json" in files and os.path.basename(os.path.dirname(os.path.abspath(folder))) == "processed"
+
+
 def find_audio_files(root: str) -> list[str]:
     """List the audio files under ``root``, recursively, in a deterministic (sorted) order.
 
     Files are matched by extension (:data:`AUDIO_EXTENSIONS`, any letter case); hidden files and
     folders (names starting with ``.``) are skipped. Symbolic links to folders are followed, once.
+    The converted copies ``preprocess.py`` writes (``processed/<rate>/`` with its ``manifest.json``)
+    are left out, so a dataset folder that was preprocessed does not list every track twice.
 
     Args:
         root: The folder to search.
@@ -59,6 +66,10 @@ def find_audio_files(root: str) -> list[str]:
             subfolders[:] = []
             continue
         visited.add(real)
+        if _is_converted_copy(folder, files):
+            logger.info("leaving out %s: files converted by preprocess.py, copies of the originals", folder)
+            subfolders[:] = []
+            continue
         # Sorted, so that when two links reach one folder the same one is listed on every run.
         subfolders[:] = sorted(name for name in subfolders if not _is_hidden(name))
         found.extend(os.path.join(folder, name) for name in files
