@@ -10,6 +10,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from clmr_lib.data.audio_io import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, audio_info
+from clmr_lib.data.processed import MANIFEST_NAME, PROCESSED_DIR
 from clmr_lib.data.report import SkipReport
 from clmr_lib.data.track import Track
 from clmr_lib.errors import UserError
@@ -26,7 +27,7 @@ def _is_hidden(name: str) -> bool:
 
 def _is_converted_copy(folder: str, files: Sequence[str]) -> bool:
     """Whether ``folder`` is ``preprocess.py``'s output: ``processed/<rate>/`` holding its manifest."""
-    return "manifest.json" in files and os.path.basename(os.path.dirname(os.path.abspath(folder))) == "processed"
+    return MANIFEST_NAME in files and os.path.basename(os.path.dirname(os.path.abspath(folder))) == PROCESSED_DIR
 
 
 def find_audio_files(root: str) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from clmr_lib.data import DATASETS, get_dataset
 from clmr_lib.errors import UserError
 from clmr_lib.evaluation.embeddings import chunk_hop
-from clmr_lib.evaluation.linear_evaluation import encoder_names, probe_names
+from clmr_lib.evaluation.linear_evaluation import cache_dir, encoder_names, probe_names
 from clmr_lib.training.checks import _number
 from clmr_lib.training.trainer import devices_for
 from clmr_lib.utils.precision import check_precision
@@ -55,10 +55,9 @@ def validate_evaluation(config: dict) -> None:
         check_writable(Path(config["output_dir"]), "--output_dir")
     else:
         check_writable(Path(config.get("log_dir") or "runs") / "evaluation", "--output_dir (or --log_dir)")
-    cache = str(config.get("embedding_cache_dir", "") or "")
-    if cache.lower() not in ("none", "off", "false", "0"):
-        check_writable(Path(cache) if cache else Path(config.get("log_dir") or "runs") / "embeddings",
-                       "--embedding_cache_dir (or --embedding_cache_dir none)")
+    cache = cache_dir(config)
+    if cache is not None:
+        check_writable(cache, "--embedding_cache_dir (or --embedding_cache_dir none)")
 
 
 def check_writable(folder: Path, flag: str) -> None:

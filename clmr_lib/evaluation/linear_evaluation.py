@@ -20,7 +20,8 @@ from clmr_lib.evaluation.report import (prediction_records, results_table, slug,
                                        write_run_files)
 from clmr_lib.evaluation.retrieval import recall_at_k
 from clmr_lib.evaluation.sklearn_probes import SKLEARN_PROBES, fit_sklearn_probe
-from clmr_lib.evaluation.splits import HeldOutValidation, reports_on_validation, selection_view, with_validation
+from clmr_lib.evaluation.splits import (HeldOutValidation, reports_on_validation, selection_view,
+                                       selects_on_held_out_training, with_validation)
 
 #: Probes ``--probes`` accepts: Lightning-trained ones first, then the classical ones.
 PROBE_NAMES = ("linear", "mlp") + tuple(SKLEARN_PROBES)
@@ -153,8 +154,8 @@ def evaluate_encoder(encoder: nn.Module, dataset, config: dict, cache=None, prog
     labels = {s: _labels(tracks, n_classes) for s, tracks in splits.items()}
     if not any(label is not None for label in labels["train"]):
         raise UserError(f"dataset '{config['dataset']}' has no labelled training tracks; check --dataset_dir")
-    split = "test" if any(label is not None for label in labels["test"]) else "valid"
-    if split == "valid" and not any(label is not None for label in labels["valid"]):
+    split = "valid" if reports_on_validation(dataset) else "test"
+    if not any(label is not None for label in labels[split]):
         raise UserError(f"dataset '{config['dataset']}' has no labelled test or validation tracks to report metrics "
                         "on; check --dataset_dir")
     embeddings = embed_splits(encoder, splits, config, cache=cache, progress=progress)
@@ -208,12 +209,19 @@ def _output_dir(config: dict, dataset) -> Path:
     return root / slug(config.get("run_name") or f"{config['dataset']}_{getattr(dataset, 'task', '') or 'task'}")
 
 
-def _cache_for(encoder: nn.Module, name: str, config: dict):
+def cache_dir(config: dict) -> Optional[Path]:
+    """The embedding cache folder (``--embedding_cache_dir``, default ``<log_dir>/embeddings``); None when off."""
     folder = str(config.get("embedding_cache_dir", "") or "")
     if folder.lower() in ("none", "off", "false", "0"):
         return None
-    folder = folder or str(Path(config.get("log_dir", "runs")) / "embeddings")
-    return EmbeddingCache(folder, encoder, int(encoder.audio_length), chunk_hop(config, encoder.audio_length),
+    return Path(folder) if folder else Path(config.get("log_dir", "runs")) / "embeddings"
+
+
+def _cache_for(encoder: nn.Module, name: str, config: dict):
+    folder = cache_dir(config)
+    if folder is None:
+        return None
+    return EmbeddingCache(str(folder), encoder, int(encoder.audio_length), chunk_hop(config, encoder.audio_length),
                           description={"encoder_name": name}, precision=str(config.get("precision", "32-true")))
 
 
@@ -311,8 +319,9 @@ def run_linear_evaluation(config: dict) -> dict:
         retrieval.append({**context, "split": result["split"], "encoder": name, "probe": "retrieval", "seed": seed,
                           "metrics": result["retrieval"], "definition": RETRIEVAL_DEFINITION})
     split = results[0]["split"]
-    notes = (["test split unlabelled: metrics on the validation split, probes selected on 10% of the training "
-              "tracks held out"] if split == "valid" else []) \
+    notes = (["test split unlabelled: metrics on the validation split"
+              + (", probes selected on 10% of the training tracks held out"
+                 if selects_on_held_out_training(dataset) else "")] if split == "valid" else []) \
         + (["validation: 10% of the training tracks held out"] if isinstance(dataset, HeldOutValidation) else [])
     title = (f"{config['dataset']}/{task}: {split} split, track level (chunk predictions averaged), seed {seed}"
              + "".join(f"  [{note}]" for note in notes))
@@ -326,7 +335,7 @@ def run_linear_evaluation(config: dict) -> dict:
                             "validation": "10% of the training tracks held out (the dataset has no validation "
                                           "split)" if isinstance(dataset, HeldOutValidation) else
                                           "10% of the training tracks held out (the dataset's validation split "
-                                          "reports the metrics)" if reports_on_validation(dataset) else
+                                          "reports the metrics)" if selects_on_held_out_training(dataset) else
                                           "the dataset's",
                             "encoders": names, "baseline_layout": layout or None},
                "results": results, "retrieval": retrieval, "files": files,

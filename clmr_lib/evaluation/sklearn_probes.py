@@ -62,10 +62,9 @@ def smallest_class(y: np.ndarray, task_type: str) -> int:
     if task_type == "multilabel":
         positives = y.astype(bool).sum(axis=0)
         counts = np.minimum(positives, len(y) - positives)
-        counts = counts[counts > 0]
     else:
         counts = np.bincount(y.argmax(axis=1))
-        counts = counts[counts > 0]
+    counts = counts[counts > 0]
     return int(counts.min()) if len(counts) else 0
 
 

@@ -36,10 +36,22 @@ class HeldOutValidation:
         return list(self._splits[split])
 
 
+#: Fewest labelled training tracks from which a validation part is held out.
+MIN_TRACKS_TO_HOLD_OUT = 10
+
+
+def _labelled(dataset, split: str) -> int:
+    return sum(t.label is not None for t in dataset.tracks(split))
+
+
 def reports_on_validation(dataset) -> bool:
     """Whether metrics go on the validation split: an unlabelled test split (artist20's course layout)."""
-    return not any(t.label is not None for t in dataset.tracks("test")) \
-        and any(t.label is not None for t in dataset.tracks("valid"))
+    return not _labelled(dataset, "test") and _labelled(dataset, "valid") > 0
+
+
+def selects_on_held_out_training(dataset) -> bool:
+    """Whether probes are selected on training tracks held out (see :func:`selection_view`)."""
+    return reports_on_validation(dataset) and _labelled(dataset, "train") >= MIN_TRACKS_TO_HOLD_OUT
 
 
 def selection_view(dataset, seed: int, fraction: float = 0.1):
@@ -50,15 +62,13 @@ def selection_view(dataset, seed: int, fraction: float = 0.1):
     would flatter every probe, so selection uses ``fraction`` of the training tracks held out
     instead (a :class:`HeldOutValidation` view; the draw depends only on ``seed`` and the tracks).
     """
-    if reports_on_validation(dataset) and sum(t.label is not None for t in dataset.tracks("train")) >= 10:
-        return HeldOutValidation(dataset, fraction, seed)
-    return dataset
+    return HeldOutValidation(dataset, fraction, seed) if selects_on_held_out_training(dataset) else dataset
 
 
 def with_validation(dataset, seed: int, fraction: float = 0.1):
     """``dataset`` itself when it has labelled validation tracks, else a :class:`HeldOutValidation` view."""
-    if any(t.label is not None for t in dataset.tracks("valid")):
+    if _labelled(dataset, "valid"):
         return dataset
-    if sum(t.label is not None for t in dataset.tracks("train")) < 10:
+    if _labelled(dataset, "train") < MIN_TRACKS_TO_HOLD_OUT:
         return dataset  # too few to spare any: probes train without early stopping
     return HeldOutValidation(dataset, fraction, seed)
