@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from clmr_lib.checkpoints import atomic_write_bytes
-from clmr_lib.data.audio_folder import find_audio_files
+from clmr_lib.data.files import find_audio_files
 from clmr_lib.data.audio_io import AudioReadError, audio_info, read_audio
 from clmr_lib.errors import UserError
 from clmr_lib.models.protocol import AudioEncoder

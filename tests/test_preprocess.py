@@ -244,7 +244,8 @@ def test_command_line(tmp_path, capsys):
     assert json.load(open(os.path.join(tree.root, "processed", str(RATE), "report.json")))["format"] == "flac"
     data = get_dataset(config(tree))
     assert data.processed == 7 and data.tracks("train")[0].path.endswith(".wav.flac")
-    assert preprocess_main(["--dataset", "audio", "--dataset_dir", tree.dataset_dir]) == 2
-    assert "needs no preprocessing" in capsys.readouterr().err
+    assert preprocess_main(["--dataset", "mtt", "--dataset_dir", tree.dataset_dir]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'mtt' (--dataset)" in err and "magnatagatune" in err and "audio" in err
     assert preprocess_main(["--dataset", "artist20", "--dataset_dir", str(tmp_path), "--download"]) == 2
     assert "not openly downloadable" in capsys.readouterr().err

@@ -116,3 +116,19 @@ def test_resuming_a_crashed_run_mid_epoch_reproduces_the_uninterrupted_run(tmp_p
     assert_same_tensors(resumed["state_dict"], whole["state_dict"])
     assert_same_tensors(resumed["optimizer_states"][0], whole["optimizer_states"][0])
     assert resumed["lr_schedulers"] == whole["lr_schedulers"]
+
+
+def test_keeping_the_previous_checkpoint_twice_leaves_no_staging_file(tmp_path):
+    # A run killed after keeping last.prev.ckpt but before writing the new last.ckpt resumes with
+    # both names on one file; the next save must still replace last.ckpt and leave nothing behind.
+    from clmr_lib.training.trainer import AtomicCheckpointIO
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"global_step": 1}, folder / "last.ckpt")
+    os.link(folder / "last.ckpt", folder / "last.prev.ckpt")
+    io.save_checkpoint({"global_step": 2}, folder / "last.ckpt")
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt", "last.prev.ckpt"]
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2
+    assert torch.load(folder / "last.prev.ckpt", weights_only=True)["global_step"] == 1

@@ -7,32 +7,14 @@ from clmr_lib.data.track import Track
 from clmr_lib.errors import UserError
 
 
-def _audio_folder(config: dict):
-    from clmr_lib.data.audio_folder import AudioFolder
+def _registered(module: str):
+    """Factory of a dataset module ``clmr_lib/data/<module>.py`` (imported on first use).
 
-    return AudioFolder(config["dataset_dir"], sample_rate=config["sample_rate"], audio_length=config["audio_length"],
-                       pad_short=config.get("pad_short", True), valid_fraction=float(config.get("valid_fraction", 0.0)),
-                       workers=max(int(config.get("workers", 0)), 4), progress=config.get("progress", True))
-
-
-def _labelled_folder(config: dict):
-    from clmr_lib.data.labelled_folder import LabelledFolder
-
-    return LabelledFolder.from_config(config)
-
-
-def _synthetic(config: dict):
-    from clmr_lib.data.synthetic_dataset import SyntheticDataset
-
-    return SyntheticDataset.from_config(config)
-
-
-def _standard(name: str):
-    """Factory of a standard dataset module ``clmr_lib/data/<name>.py`` (imported on first use).
-
-    ``factory.module`` names the module, whose ``build_index(config)`` preprocess.py converts.
+    The module has ``from_config(config)``, the dataset, and ``build_index(config)``, its metadata
+    as a :class:`~clmr_lib.data.standard.DatasetIndex`, which ``preprocess.py`` converts;
+    ``factory.module`` names it.
     """
-    module = f"clmr_lib.data.{name}"
+    module = f"clmr_lib.data.{module}"
 
     def factory(config: dict):
         return importlib.import_module(module).from_config(config)
@@ -42,14 +24,14 @@ def _standard(name: str):
 
 
 DATASETS = {
-    "audio": _audio_folder,
-    "folder": _labelled_folder,
-    "synthetic": _synthetic,
-    "magnatagatune": _standard("magnatagatune"),
-    "gtzan": _standard("gtzan"),
-    "fma": _standard("fma"),
-    "artist20": _standard("artist20"),
-    "msd": _standard("msd"),
+    "audio": _registered("audio_folder"),
+    "folder": _registered("labelled_folder"),
+    "synthetic": _registered("synthetic_dataset"),
+    "magnatagatune": _registered("magnatagatune"),
+    "gtzan": _registered("gtzan"),
+    "fma": _registered("fma"),
+    "artist20": _registered("artist20"),
+    "msd": _registered("msd"),
 }
 
 

@@ -1,148 +1,20 @@
-"""A folder of unlabelled audio files (dataset ``audio``): listing, parallel header scan, splits."""
+"""A folder of unlabelled audio files (dataset ``audio``): every file under it, a stable hold-out split."""
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
-from tqdm import tqdm
-
-from clmr_lib.data.audio_io import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, audio_info
-from clmr_lib.data.processed import MANIFEST_NAME, PROCESSED_DIR
+from clmr_lib.data.files import find_audio_files, scan_audio_files  # noqa: F401 (re-exported)
 from clmr_lib.data.report import SkipReport
+from clmr_lib.data.standard import DatasetIndex, Entry, locate_files
 from clmr_lib.data.track import Track
 from clmr_lib.errors import UserError
 
 logger = logging.getLogger(__name__)
+NAME = "audio"
 
 SPLITS = ("train", "valid", "test")
-
-
-def _is_hidden(name: str) -> bool:
-    # Also covers macOS "._name" resource forks, which carry an audio extension but no audio.
-    return name.startswith(".")
-
-
-def _is_converted_copy(folder: str, files: Sequence[str]) -> bool:
-    """Whether ``folder`` is ``preprocess.py``'s output: ``processed/<rate>/`` holding its manifest."""
-    return MANIFEST_NAME in files and os.path.basename(os.path.dirname(os.path.abspath(folder))) == PROCESSED_DIR
-
-
-def find_audio_files(root: str) -> list[str]:
-    """List the audio files under ``root``, recursively, in a deterministic (sorted) order.
-
-    Files are matched by extension (:data:`AUDIO_EXTENSIONS`, any letter case); hidden files and
-    folders (names starting with ``.``) are skipped. Symbolic links to folders are followed, once.
-    The converted copies ``preprocess.py`` writes (``processed/<rate>/`` with its ``manifest.json``)
-    are left out, so a dataset folder that was preprocessed does not list every track twice.
-
-    Args:
-        root: The folder to search.
-
-    Returns:
-        Sorted absolute paths.
-
-    Raises:
-        UserError: ``root`` does not exist, is not a folder, or holds no audio files.
-    """
-    extensions = ", ".join(AUDIO_EXTENSIONS)
-    if not os.path.exists(root):
-        raise UserError(f"audio folder {root} does not exist; pass the folder that holds your audio files "
-                        "(--dataset_dir)")
-    if not os.path.isdir(root):
-        raise UserError(f"{root} is a file, not a folder; pass the folder that holds your audio files "
-                        "(--dataset_dir)")
-    root = os.path.abspath(root)
-    found, visited = [], set()
-
-    def warn(error: OSError) -> None:
-        logger.warning("skipping unreadable folder %s: %s", error.filename, error.strerror)
-
-    for folder, subfolders, files in os.walk(root, onerror=warn, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in visited:
-            # A symbolic link back up the tree would otherwise be walked forever.
-            subfolders[:] = []
-            continue
-        visited.add(real)
-        if _is_converted_copy(folder, files):
-            logger.info("leaving out %s: files converted by preprocess.py, copies of the originals", folder)
-            subfolders[:] = []
-            continue
-        # Sorted, so that when two links reach one folder the same one is listed on every run.
-        subfolders[:] = sorted(name for name in subfolders if not _is_hidden(name))
-        found.extend(os.path.join(folder, name) for name in files
-                     if not _is_hidden(name) and name.lower().endswith(AUDIO_EXTENSIONS))
-    if not found:
-        raise UserError(f"no audio files ({extensions}) found in {root}; point --dataset_dir at the folder "
-                        "with your audio or convert the files to one of these formats")
-    return sorted(found)
-
-
-def _check_file(path: str, sample_rate: int, min_samples: int, verify_end: bool):
-    """Header check of one file: ``(info, None)`` if usable, else ``(None, reason)``."""
-    try:
-        info = audio_info(path, verify_end=verify_end)
-    except AudioReadError as error:
-        return None, error.reason
-    if min_samples > 0 and info.num_samples(sample_rate) < min_samples:
-        return None, (f"too short: {info.duration:.2f} s < {min_samples / sample_rate:.2f} s crop "
-                      f"({info.num_samples(sample_rate)} < {min_samples} samples at {sample_rate} Hz)")
-    return info, None
-
-
-def scan_audio_files(paths: Sequence[str], sample_rate: int, min_samples: int = 0, workers: int = 4,
-                     progress: bool = True, verify_end: bool = True
-                     ) -> tuple[list[tuple[str, AudioInfo]], SkipReport]:
-    """Check every file's header in parallel; keep the readable ones, report the others.
-
-    Threads suffice: soundfile calls libsndfile through cffi, which releases the GIL, so header
-    reads and decoding overlap (measured: a Python thread keeps running during a decode).
-
-    Args:
-        paths: The files, in the order the caller wants them back.
-        sample_rate: Rate at which lengths are measured (the training sample rate).
-        min_samples: With a positive value, files shorter than this at ``sample_rate`` are
-            reported as too short.
-        workers: Threads; 1 or less checks the files one by one in this thread.
-        progress: Show a tqdm progress bar.
-        verify_end: Also decode a little at the start and end of each file (see
-            :func:`~clmr_lib.data.audio_io.audio_info`), so that truncated files are reported
-            now rather than failing crop by crop during training. Costs about one crop read.
-
-    Returns:
-        ``(usable, report)``: ``usable`` lists ``(path, info)`` for the files that passed, in
-        input order and with the caller's path strings unchanged; ``report`` holds every other
-        file with its reason.
-    """
-    paths = list(paths)
-    report = SkipReport()
-    usable = []
-
-    def check(path: str):
-        return _check_file(path, sample_rate, min_samples, verify_end)
-
-    with tqdm(total=len(paths), desc="Checking audio files", unit="file", disable=not progress) as bar:
-        if workers <= 1 or len(paths) <= 1:
-            results = map(check, paths)
-            executor = None
-        else:
-            executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audio-scan")
-            results = executor.map(check, paths)
-        try:
-            # map() yields in input order, whatever order the threads finish in.
-            for path, (info, reason) in zip(paths, results):
-                if info is None:
-                    report.add(path, reason)
-                else:
-                    usable.append((path, info))
-                bar.update()
-        finally:
-            if executor is not None:
-                executor.shutdown(cancel_futures=True)
-    return usable, report
 
 
 def _holdout_score(track_id: str) -> float:
@@ -151,12 +23,38 @@ def _holdout_score(track_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 
+def folder_index(root: str, valid_fraction: float = 0.0) -> DatasetIndex:
+    """The index of every audio file under ``root`` (:func:`find_audio_files`), unlabelled.
+
+    With ``valid_fraction`` > 0 a file is held out (listed as ``"valid"`` and ``"test"``) when a
+    hash of its relative path falls below ``valid_fraction``; every other file is ``"train"``.
+    """
+    if not 0.0 <= float(valid_fraction) < 1.0:
+        raise UserError(f"valid_fraction must be in [0, 1), got {valid_fraction} (--valid_fraction)")
+    root = os.path.abspath(os.path.expanduser(str(root)))
+    entries = []
+    for path in find_audio_files(root):
+        relative = os.path.relpath(path, root).replace(os.sep, "/")
+        if valid_fraction > 0 and _holdout_score(relative) < valid_fraction:
+            entries += [Entry("valid", relative, relative), Entry("test", relative, relative)]
+        else:
+            entries.append(Entry("train", relative, relative))
+    return DatasetIndex(NAME, root, "", None, [], entries, "the folder listing")
+
+
+def build_index(config: dict) -> DatasetIndex:
+    """What ``preprocess.py --dataset audio`` converts: every audio file under ``--dataset_dir``."""
+    return folder_index(config["dataset_dir"], float(config.get("valid_fraction", 0.0)))
+
+
 class AudioFolder:
     """Every audio file under a folder, unlabelled: CLMR's ``audio`` dataset for pretraining.
 
-    The folder is listed with :func:`find_audio_files` and every file's header is checked with
-    :func:`scan_audio_files`; unreadable files (and, with ``pad_short`` false, files shorter than
-    one crop) are left out and listed in :attr:`skipped`.
+    The folder is listed with :func:`find_audio_files`. A file is read from its converted copy when
+    ``preprocess.py --dataset audio`` made a complete one for this sample rate (mono WAV in
+    ``processed/<rate>/``: faster crops than MP3 and no resampling); otherwise its header is
+    checked with :func:`scan_audio_files`. Unreadable files (and, with ``pad_short`` false, files
+    shorter than one crop) are left out and listed in :attr:`skipped`.
 
     Splits: with ``valid_fraction`` > 0, a file goes to ``"valid"`` when a hash of its relative
     path falls below ``valid_fraction``. The choice depends on the path only, so it is the same on
@@ -174,43 +72,42 @@ class AudioFolder:
         valid_fraction: Fraction of files held out for validation, in [0, 1).
         workers: Threads for the header scan.
         progress: Show a progress bar during the scan.
+        use_processed: Read converted copies when present (false: always the originals).
 
     Attributes:
         task_type: ``None`` (no labels).
         class_names: ``[]``.
         skipped: The files left out, with reasons.
         root: Absolute path of the folder.
+        processed: How many files are read from converted copies.
     """
 
     task_type = None
 
     def __init__(self, root: str, sample_rate: int = 22050, audio_length: int = 59049, pad_short: bool = True,
-                 valid_fraction: float = 0.0, workers: int = 4, progress: bool = True):
+                 valid_fraction: float = 0.0, workers: int = 4, progress: bool = True, use_processed: bool = True):
         if int(sample_rate) <= 0:
             raise UserError(f"sample_rate must be a positive number of Hz, got {sample_rate} (--sample_rate)")
         if int(audio_length) <= 0:
             raise UserError(f"audio_length must be a positive number of samples, got {audio_length} (--audio_length)")
-        if not 0.0 <= float(valid_fraction) < 1.0:
-            raise UserError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
         self.class_names: list[str] = []
         self.root = os.path.abspath(root)
         self.sample_rate, self.audio_length = int(sample_rate), int(audio_length)
         self.pad_short, self.valid_fraction = bool(pad_short), float(valid_fraction)
-        files = find_audio_files(self.root)
-        usable, self.skipped = scan_audio_files(files, self.sample_rate, 0 if pad_short else self.audio_length,
-                                                workers=workers, progress=progress)
+        index = folder_index(self.root, self.valid_fraction)
+        self.skipped = SkipReport()
+        usable = locate_files(index, self.sample_rate, 0 if pad_short else self.audio_length, self.skipped,
+                              workers=workers, progress=progress, use_processed=use_processed)
         if self.skipped:
             logger.warning("%s", self.skipped.summary())
         if not usable:
             first_path, first_reason = self.skipped.items()[0]
-            raise UserError(f"none of the {len(files)} audio files in {self.root} can be used (e.g. {first_path}: "
-                            f"{first_reason}); fix or replace the files"
+            raise UserError(f"none of the {len(index.relatives())} audio files in {self.root} can be used (e.g. "
+                            f"{first_path}: {first_reason}); fix or replace the files"
                             + ("" if pad_short else ", or set --pad_short true to keep short files"))
-        self._entries = []
-        for path, info in usable:
-            track_id = os.path.relpath(path, self.root).replace(os.sep, "/")
-            held_out = self.valid_fraction > 0 and _holdout_score(track_id) < self.valid_fraction
-            self._entries.append((path, track_id, info, "valid" if held_out else "train"))
+        self.processed = sum(path != index.source(r) for r, (path, _) in usable.items())
+        self._entries = [(*usable[e.relative], e.relative, e.split) for e in index.entries
+                         if e.relative in usable and e.split != "test"]
 
     def tracks(self, split: str) -> list[Track]:
         """The tracks of ``split`` (``"train"``, ``"valid"`` or ``"test"``), in path order.
@@ -229,8 +126,21 @@ class AudioFolder:
             raise UserError(f"unknown split '{split}'; use one of: {', '.join(SPLITS)}")
         wanted = "train" if split == "train" else "valid"
         return [Track(path=path, track_id=track_id, label=None, extra={"info": info})
-                for path, track_id, info, assigned in self._entries if assigned == wanted]
+                for path, info, track_id, assigned in self._entries if assigned == wanted]
 
     def __repr__(self) -> str:
         return (f"AudioFolder({self.root!r}, {len(self._entries)} files, {len(self.skipped)} skipped, "
                 f"valid_fraction={self.valid_fraction})")
+
+    @classmethod
+    def from_config(cls, config: dict) -> "AudioFolder":
+        """Build from a configuration dict (``dataset_dir``, ``sample_rate``, ``valid_fraction``, ...)."""
+        return cls(config["dataset_dir"], sample_rate=config["sample_rate"], audio_length=config["audio_length"],
+                   pad_short=config.get("pad_short", True), valid_fraction=float(config.get("valid_fraction", 0.0)),
+                   workers=max(int(config.get("workers", 0)), 4), progress=config.get("progress", True),
+                   use_processed=config.get("use_processed", True))
+
+
+def from_config(config: dict) -> AudioFolder:
+    """The registry's constructor."""
+    return AudioFolder.from_config(config)

@@ -9,8 +9,8 @@ from typing import Optional
 
 import numpy as np
 
-from clmr_lib.data.audio_folder import scan_audio_files
 from clmr_lib.data.report import SkipReport
+from clmr_lib.data.standard import DatasetIndex, Entry, locate_files
 from clmr_lib.data.track import Track
 from clmr_lib.errors import UserError
 
@@ -59,6 +59,64 @@ def infer_tasks(rows: list[dict]) -> dict:
     return tasks
 
 
+def parse_label(value: str, task_type: str, index: dict):
+    """A ``metadata.csv`` label cell as a class index or a multi-hot vector; None if it names an unknown class."""
+    if task_type == "multilabel":
+        tags = [t.strip() for t in value.split(TAG_SEPARATOR) if t.strip()]
+        if any(t not in index for t in tags):
+            return None
+        label = np.zeros(len(index), dtype=np.float32)
+        label[[index[t] for t in tags]] = 1.0
+        return label
+    return index.get(value.strip())
+
+
+def metadata_index(root: str, task: str = "", name: str = "folder") -> tuple[DatasetIndex, dict]:
+    """Read a labelled folder's ``metadata.csv`` (no audio is opened): its index and all its tasks.
+
+    Rows that are malformed, name an unknown split or carry no valid label become the index's
+    problems (reported as skipped, with their line). Paths inside the folder are kept relative to
+    it; a path outside it (``../``, absolute) is kept as an absolute path.
+    """
+    root_path = Path(root).resolve()
+    if not root_path.is_dir():
+        raise UserError(f"dataset folder {root_path} does not exist; pass the folder holding metadata.csv "
+                        "to --dataset_dir")
+    rows, info = read_metadata(root_path)
+    tasks = info.get("tasks") or infer_tasks(rows)
+    if not tasks:
+        raise UserError(f"{root_path / 'metadata.csv'} has no label column besides path and split")
+    task = task or next(iter(tasks))
+    if task not in tasks:
+        raise UserError(f"unknown task '{task}' (--task) for {root_path}; choose one of: {', '.join(tasks)}")
+    spec = tasks[task]
+    classes = list(spec["classes"])
+    column, positions = spec.get("column", task), {c: i for i, c in enumerate(classes)}
+    entries, problems = [], []
+    for line, row in enumerate(rows, start=2):
+        split = SPLIT_NAMES.get(row["split"].strip().lower())
+        path = (root_path / row["path"]).resolve()
+        if MALFORMED in row:
+            problems.append((str(path), f"metadata.csv line {line}: {row[MALFORMED]}"))
+            continue
+        if split is None:
+            problems.append((str(path), f"metadata.csv line {line}: unknown split '{row['split']}'"))
+            continue
+        label = parse_label(row.get(column, ""), spec["type"], positions)
+        if label is None:
+            problems.append((str(path), f"metadata.csv line {line}: no valid '{column}' label"))
+            continue
+        relative = path.relative_to(root_path).as_posix() if path.is_relative_to(root_path) else path.as_posix()
+        entries.append(Entry(split, relative, row["path"], label, row.get("piece") or None))
+    index = DatasetIndex(name, str(root_path), task, spec["type"], classes, entries, "metadata.csv", problems)
+    return index, tasks
+
+
+def build_index(config: dict) -> DatasetIndex:
+    """What ``preprocess.py --dataset folder`` converts: the files ``metadata.csv`` lists."""
+    return metadata_index(config["dataset_dir"], str(config.get("task") or ""))[0]
+
+
 class LabelledFolder:
     """Audio files listed in ``metadata.csv`` with their split and labels (registered as ``folder``).
 
@@ -76,65 +134,32 @@ class LabelledFolder:
         pad_short: Keep files shorter than a crop (they are zero-padded).
         workers: Threads for the header scan.
         progress: Show a progress bar while scanning.
+        use_processed: Read the copies ``preprocess.py --dataset folder`` converted for this sample
+            rate when complete (false: always the originals).
+
+    Attributes:
+        index: The metadata as a :class:`~clmr_lib.data.standard.DatasetIndex`.
+        skipped: Files left out, with reasons.
+        processed: How many files are read from converted copies.
     """
 
+    name = "folder"
+
     def __init__(self, root: str, task: str = "", sample_rate: int = 22050, audio_length: int = 59049,
-                 pad_short: bool = True, workers: int = 4, progress: bool = True):
-        self.root = Path(root).resolve()
-        if not self.root.is_dir():
-            raise UserError(f"dataset folder {self.root} does not exist; pass the folder holding metadata.csv "
-                            "to --dataset_dir")
-        rows, info = read_metadata(self.root)
-        tasks = info.get("tasks") or infer_tasks(rows)
-        if not tasks:
-            raise UserError(f"{self.root / 'metadata.csv'} has no label column besides path and split")
-        task = task or next(iter(tasks))
-        if task not in tasks:
-            raise UserError(f"unknown task '{task}' (--task) for {self.root}; choose one of: {', '.join(tasks)}")
-        self.task, self.tasks = task, tasks
-        spec = tasks[task]
-        self.task_type, self.class_names = spec["type"], list(spec["classes"])
-        self.skipped = SkipReport()
-        self._tracks = self._build(rows, spec, sample_rate, 0 if pad_short else audio_length, workers, progress)
-
-    def _build(self, rows, spec, sample_rate, min_samples, workers, progress) -> dict:
-        column, index = spec.get("column", self.task), {c: i for i, c in enumerate(self.class_names)}
-        candidates = []
-        for line, row in enumerate(rows, start=2):
-            split = SPLIT_NAMES.get(row["split"].strip().lower())
-            path = (self.root / row["path"]).resolve()
-            if MALFORMED in row:
-                self.skipped.add(str(path), f"metadata.csv line {line}: {row[MALFORMED]}")
-                continue
-            if split is None:
-                self.skipped.add(str(path), f"metadata.csv line {line}: unknown split '{row['split']}'")
-                continue
-            label = self._parse_label(row.get(column, ""), index)
-            if label is None:
-                self.skipped.add(str(path), f"metadata.csv line {line}: no valid '{column}' label")
-                continue
-            candidates.append((split, Track(str(path), row["path"], label, group=row.get("piece") or None)))
-        ok, report = scan_audio_files([t.path for _, t in candidates], sample_rate, min_samples=min_samples,
-                                      workers=workers, progress=progress)
-        self.skipped.merge(report)
-        infos = dict(ok)
-        tracks = {"train": [], "valid": [], "test": []}
-        for split, track in candidates:
-            if track.path in infos:
-                track.extra["info"] = infos[track.path]
-                tracks[split].append(track)
-        return tracks
-
-    def _parse_label(self, value: str, index: dict):
-        if self.task_type == "multilabel":
-            tags = [t.strip() for t in value.split(TAG_SEPARATOR) if t.strip()]
-            if any(t not in index for t in tags):
-                return None
-            label = np.zeros(len(index), dtype=np.float32)
-            label[[index[t] for t in tags]] = 1.0
-            return label
-        value = value.strip()
-        return index.get(value)
+                 pad_short: bool = True, workers: int = 4, progress: bool = True, use_processed: bool = True):
+        self.index, self.tasks = metadata_index(root, task, self.name)
+        self.root = Path(self.index.root)
+        self.task, self.task_type, self.class_names = self.index.task, self.index.task_type, self.index.class_names
+        self.skipped = SkipReport(self.index.problems)
+        usable = locate_files(self.index, sample_rate, 0 if pad_short else audio_length, self.skipped,
+                              workers=workers, progress=progress, use_processed=use_processed)
+        self.processed = sum(path != self.index.source(r) for r, (path, _) in usable.items())
+        self._tracks = {"train": [], "valid": [], "test": []}
+        for entry in self.index.entries:
+            if entry.relative in usable:
+                path, info = usable[entry.relative]
+                self._tracks[entry.split].append(Track(path, entry.track_id, entry.label, group=entry.group,
+                                                       extra={"info": info}))
 
     def tracks(self, split: str) -> list[Track]:
         """Tracks of a split (``train``, ``valid`` or ``test``) with their labels."""
@@ -148,7 +173,8 @@ class LabelledFolder:
         """Build from a configuration dict (``dataset_dir``, ``task``, ``sample_rate``, ...)."""
         return cls(root or config["dataset_dir"], task=config.get("task", ""), sample_rate=config["sample_rate"],
                    audio_length=config["audio_length"], pad_short=config.get("pad_short", True),
-                   workers=max(int(config.get("workers", 0)), 4), progress=config.get("progress", True))
+                   workers=max(int(config.get("workers", 0)), 4), progress=config.get("progress", True),
+                   use_processed=config.get("use_processed", True))
 
 
 def dataset_root(dataset_dir: str, name: str, marker: str) -> str:
@@ -160,3 +186,8 @@ def dataset_root(dataset_dir: str, name: str, marker: str) -> str:
     if os.path.exists(os.path.join(dataset_dir, marker)):
         return dataset_dir
     return os.path.join(dataset_dir, name)
+
+
+def from_config(config: dict) -> LabelledFolder:
+    """The registry's constructor."""
+    return LabelledFolder.from_config(config)

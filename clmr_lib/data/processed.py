@@ -45,7 +45,10 @@ def processed_path(folder: str, relative: str, format_name: str) -> str:
     The extension is appended rather than substituted, so ``a.mp3`` and ``a.wav`` side by side
     can never be converted to the same file.
     """
-    return os.path.join(folder, *relative.split("/")) + FORMATS[format_name][2]
+    # An absolute ``relative`` (a file outside the dataset folder) maps to <folder>/<its absolute path>;
+    # a ".." a metadata file may hold maps to "_up_", so nothing is ever written outside ``folder``.
+    parts = ["_up_" if part == ".." else part for part in relative.split("/") if part not in ("", ".")]
+    return os.path.join(folder, *parts) + FORMATS[format_name][2]
 
 
 def source_stamp(path: str) -> Optional[tuple[int, int]]:

@@ -9,8 +9,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from clmr_lib.data.audio_folder import scan_audio_files
-from clmr_lib.data.processed import Manifest, processed_dir, processed_path
+from clmr_lib.data.files import scan_audio_files
+from clmr_lib.data.processed import MANIFEST_NAME, PROCESSED_DIR, Manifest, processed_dir, processed_path
 from clmr_lib.data.report import SkipReport
 from clmr_lib.data.track import Track
 from clmr_lib.errors import UserError
@@ -26,7 +26,8 @@ class Entry:
 
     Args:
         split: ``"train"``, ``"valid"`` or ``"test"``.
-        relative: Path of the audio file relative to the dataset root, with ``/`` separators.
+        relative: Path of the audio file relative to the dataset root, with ``/`` separators
+            (absolute for a file outside it, which only a labelled folder's metadata can list).
         track_id: The dataset's own identifier (clip id, track id, file name).
         label: Class index, multi-hot float32 vector, or None (unlabelled test files).
         group: Grouping key that splits never cut through (song, album), if known.
@@ -79,8 +80,8 @@ class DatasetIndex:
         return out
 
     def source(self, relative: str) -> str:
-        """Absolute path of a listed file."""
-        return os.path.join(self.root, *relative.split("/"))
+        """Absolute path of a listed file (``relative`` may be absolute for a file outside the root)."""
+        return relative if os.path.isabs(relative) else os.path.join(self.root, *relative.split("/"))
 
 
 def parse_label_list(text: str) -> Optional[np.ndarray]:
@@ -135,16 +136,97 @@ def check_task(config: dict, name: str, task: str) -> None:
         raise UserError(f"dataset '{name}' has one task, '{task}'; drop --task {wanted} or pass --task {task}")
 
 
+def _other_rates(root: str, sample_rate: int) -> list[str]:
+    """Sample rates other than ``sample_rate`` that ``preprocess.py`` converted ``root`` to."""
+    parent = os.path.join(root, PROCESSED_DIR)
+    try:
+        names = sorted(os.listdir(parent))
+    except OSError:
+        return []
+    return [name for name in names if name.isdigit() and int(name) != sample_rate
+            and os.path.isfile(os.path.join(parent, name, MANIFEST_NAME))]
+
+
+def _converted(index: DatasetIndex, sample_rate: int, min_samples: int, skipped: SkipReport):
+    """Split the listed files into those with a complete converted copy and those to check."""
+    folder = processed_dir(index.root, sample_rate)
+    manifest = Manifest.load(folder)
+    relatives = index.relatives()
+    if manifest is None or manifest.sample_rate != sample_rate:
+        other = _other_rates(index.root, sample_rate)
+        if other:
+            logger.warning("%s has files converted for %s Hz but not for --sample_rate %d: reading the originals; "
+                           "run preprocess.py --sample_rate %d to convert them", index.root, " and ".join(other),
+                           sample_rate, sample_rate)
+        return {}, relatives
+    usable, to_scan = {}, []
+    for relative in relatives:
+        converted = processed_path(folder, relative, manifest.format)
+        failure = manifest.failure(relative, index.source(relative))
+        if failure is not None:
+            skipped.add(index.source(relative), failure)
+        elif manifest.usable(relative, converted, index.source(relative)):
+            info = manifest.info(relative)
+            if info.frames < min_samples:
+                skipped.add(index.source(relative),
+                            f"too short: {info.duration:.2f} s < {min_samples / sample_rate:.2f} s crop")
+                continue
+            usable[relative] = (converted, info)
+        else:
+            to_scan.append(relative)
+    if to_scan and usable:
+        logger.warning("%d of %d files of %s have no complete converted copy for %d Hz and are read from the "
+                       "originals; rerun preprocess.py to convert them", len(to_scan), len(relatives), index.name,
+                       sample_rate)
+    return usable, to_scan
+
+
+def locate_files(index: DatasetIndex, sample_rate: int, min_samples: int, skipped: SkipReport, workers: int = 4,
+                 progress: bool = True, use_processed: bool = True) -> dict:
+    """Where each listed file is read from, and its length; the unusable ones go to ``skipped``.
+
+    A file is read from its converted copy when ``preprocess.py`` made a complete one for this
+    sample rate (``<root>/processed/<rate>``; lengths come from the manifest, so this costs one
+    ``stat`` per file), otherwise from the original, whose header is checked in parallel
+    (:func:`~clmr_lib.data.files.scan_audio_files`). Files that are missing, empty, undecodable,
+    failed to convert or (with a positive ``min_samples``) shorter than a crop are reported with
+    their reason.
+
+    Args:
+        index: The dataset's metadata.
+        sample_rate: Training sample rate (selects the converted files and measures lengths).
+        min_samples: Files shorter than this many samples are skipped (0: keep all).
+        skipped: Report the unusable files are added to (paths of the originals).
+        workers: Threads for the header check of unconverted files.
+        progress: Show a progress bar during that check.
+        use_processed: Read converted files when present (false: always the originals).
+
+    Returns:
+        Relative path -> ``(path to read, AudioInfo)`` for every usable file.
+    """
+    usable, to_scan = _converted(index, sample_rate, min_samples, skipped) if use_processed \
+        else ({}, index.relatives())
+    scanned, report = scan_audio_files([index.source(r) for r in to_scan], sample_rate, min_samples,
+                                       workers=workers, progress=progress)
+    for path, reason in report:
+        if reason == "file not found":
+            reason = f"listed in {index.metadata} but the file is missing"
+        skipped.add(path, reason)
+    by_path = dict(scanned)
+    for relative in to_scan:
+        source = index.source(relative)
+        if source in by_path:
+            usable[relative] = (source, by_path[source])
+    return usable
+
+
 class StandardDataset:
     """Tracks of a :class:`DatasetIndex`, checked and labelled, split by the index.
 
-    Each listed file is read from its converted copy when ``preprocess.py`` made a complete one for
-    this sample rate (``<root>/processed/<rate>``; lengths come from the manifest, so opening a
-    dataset costs one ``stat`` per file), otherwise from the original, whose header is checked
-    in parallel (:func:`~clmr_lib.data.audio_folder.scan_audio_files`). A file that is missing,
-    empty, undecodable or (with ``pad_short`` false) shorter than a crop is left out of *every*
-    split that lists it and reported in :attr:`skipped` with its reason; the other entries keep
-    their own labels.
+    Files are found by :func:`locate_files` (converted copies when complete, else the originals,
+    checked). A file that is missing, empty, undecodable or (with ``pad_short`` false) shorter than
+    a crop is left out of *every* split that lists it and reported in :attr:`skipped` with its
+    reason; the other entries keep their own labels.
 
     Args:
         index: The dataset's metadata.
@@ -167,20 +249,9 @@ class StandardDataset:
         self.task_type, self.class_names = index.task_type, list(index.class_names)
         self.sample_rate, self.audio_length = int(sample_rate), int(audio_length)
         self.skipped = SkipReport(index.problems)
-        min_samples = 0 if pad_short else self.audio_length
-        usable, to_scan = self._converted(index, min_samples) if use_processed else ({}, index.relatives())
-        self.processed = len(usable)
-        scanned, report = scan_audio_files([index.source(r) for r in to_scan], self.sample_rate, min_samples,
-                                           workers=workers, progress=progress)
-        for path, reason in report:
-            if reason == "file not found":
-                reason = f"listed in {index.metadata} but the file is missing"
-            self.skipped.add(path, reason)
-        by_path = dict(scanned)
-        for relative in to_scan:
-            source = index.source(relative)
-            if source in by_path:
-                usable[relative] = (source, by_path[source])
+        usable = locate_files(index, self.sample_rate, 0 if pad_short else self.audio_length, self.skipped,
+                              workers=workers, progress=progress, use_processed=use_processed)
+        self.processed = sum(path != index.source(relative) for relative, (path, _) in usable.items())
         self._tracks = {split: [] for split in SPLITS}
         # Equal labels and lengths share one object: with 100,000s of tracks the index is most of
         # what every DataLoader worker copies (measured: ~1 KB per track before sharing).
@@ -202,34 +273,6 @@ class StandardDataset:
             first_path, first_reason = self.skipped.items()[0] if self.skipped else (index.root, "nothing listed")
             raise UserError(f"none of the {len(index.relatives())} files of dataset '{index.name}' in {index.root} "
                             f"can be used (e.g. {first_path}: {first_reason}); check --dataset_dir")
-
-    def _converted(self, index: DatasetIndex, min_samples: int):
-        """Split the listed files into those with a complete converted copy and those to check."""
-        folder = processed_dir(index.root, self.sample_rate)
-        manifest = Manifest.load(folder)
-        relatives = index.relatives()
-        if manifest is None or manifest.sample_rate != self.sample_rate:
-            return {}, relatives
-        usable, to_scan = {}, []
-        for relative in relatives:
-            converted = processed_path(folder, relative, manifest.format)
-            failure = manifest.failure(relative, index.source(relative))
-            if failure is not None:
-                self.skipped.add(index.source(relative), failure)
-            elif manifest.usable(relative, converted, index.source(relative)):
-                info = manifest.info(relative)
-                if info.frames < min_samples:
-                    self.skipped.add(index.source(relative),
-                                     f"too short: {info.duration:.2f} s < {min_samples / self.sample_rate:.2f} s crop")
-                    continue
-                usable[relative] = (converted, info)
-            else:
-                to_scan.append(relative)
-        if to_scan and usable:
-            logger.warning("%d of %d files of %s have no complete converted copy for %d Hz and are read from the "
-                           "originals; rerun preprocess.py to convert them", len(to_scan), len(relatives), index.name,
-                           self.sample_rate)
-        return usable, to_scan
 
     def tracks(self, split: str) -> list[Track]:
         """The tracks of ``split`` (``"train"``, ``"valid"`` or ``"test"``) in metadata order.

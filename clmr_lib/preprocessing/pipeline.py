@@ -14,7 +14,7 @@ from clmr_lib.preprocessing.report import PreprocessReport
 
 
 def standard_names() -> list[str]:
-    """Registry names of the datasets preprocess.py converts (those with a ``build_index``)."""
+    """Registry names of the datasets preprocess.py converts (those with a module and its ``build_index``)."""
     return sorted(name for name, factory in DATASETS.items() if getattr(factory, "module", None))
 
 
@@ -24,8 +24,8 @@ def dataset_module(name: str) -> ModuleType:
         raise UserError(f"unknown dataset '{name}' (--dataset); choose one of: {', '.join(standard_names())}")
     module = getattr(DATASETS[name], "module", None)
     if module is None:
-        raise UserError(f"preprocess.py converts the standard datasets ({', '.join(standard_names())}); "
-                        f"'{name}' needs no preprocessing: its crops are read by seeking in the original files")
+        raise UserError(f"preprocess.py converts the datasets {', '.join(standard_names())}; '{name}' has no "
+                        "files to convert")
     return importlib.import_module(module)
 
 

@@ -67,6 +67,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         previous = path.with_name(PREVIOUS_LAST)
         # Built under a temporary name and renamed: last.prev.ckpt is never half a file either.
         staging = path.with_name(f".{PREVIOUS_LAST}.{os.getpid()}.tmp")
+        if previous.exists() and os.path.samefile(path, previous):
+            # Already kept (a run killed between keeping it and writing the new last.ckpt): renaming a
+            # second link of the same file over it would do nothing and leave the staging link behind.
+            return
         try:
             os.link(path, staging)
         except OSError:
