@@ -1,4 +1,6 @@
 """GTZAN: the shipped fault-filtered split, .wav and .au clips, faults skipped without shifting labels."""
+import json
+
 import pytest
 
 from clmr_lib.data import get_dataset
@@ -51,3 +53,20 @@ def test_genres_folder_required(tmp_path):
     (tmp_path / "gtzan").mkdir()
     with pytest.raises(UserError, match="dataset not found"):
         build_index({"dataset_dir": str(tmp_path), "task": ""})
+
+
+def test_evaluation_names_the_split_next_to_every_metric(tmp_path):
+    from clmr_lib.config import load_config
+    from clmr_lib.evaluation.linear_evaluation import run_linear_evaluation
+
+    tree = make_gtzan(tmp_path)
+    cfg = load_config()
+    cfg.update(config(tree), dataset="gtzan", checkpoint_path="random", output_dir=str(tmp_path / "eval"),
+               log_dir=str(tmp_path / "runs"), sample_rate=16000, audio_length=729, workers=0, progress=False,
+               plots=False, probes="knn", sample_cnn_channels=[8, 8, 8, 8, 8, 8, 16],
+               sample_cnn_strides=[3, 3, 3, 3, 3])
+    summary = run_linear_evaluation(cfg)
+    assert summary["table"].splitlines()[0].startswith("gtzan (fault-filtered split)/genre: ")
+    saved = json.loads(open(summary["path"]).read())
+    assert saved["variant"] == "fault-filtered split"
+    assert all(r["variant"] == "fault-filtered split" for r in saved["results"] + saved["retrieval"])

@@ -1,9 +1,12 @@
 """MagnaTagATune: Pons split from annotations_final.csv or Pons's TSVs, Won split from npy, faults skipped."""
+import csv
+import os
+
 import numpy as np
 import pytest
 
 from clmr_lib.data import get_dataset
-from clmr_lib.data.magnatagatune import build_index, top50_tags
+from clmr_lib.data.magnatagatune import build_index, top50_tags, won_clips, won_tags
 from clmr_lib.errors import UserError
 from fixtures.fake_datasets import make_magnatagatune
 
@@ -78,8 +81,11 @@ def test_won_split_from_npy(tmp_path):
 
 def test_errors(tmp_path):
     tree = make_magnatagatune(tmp_path)
-    with pytest.raises(UserError, match="won2020 needs binary.npy"):
+    np.save(tmp_path / "magnatagatune" / "binary.npy", np.zeros((1, 50), dtype=np.int64))
+    with pytest.raises(UserError, match="Won's own split files are binary.npy, tags.npy") as caught:
         build_index(config(tree, mtt_split="won2020"))
+    assert "tags.npy not found" in str(caught.value)
+    os.remove(tmp_path / "magnatagatune" / "binary.npy")
     with pytest.raises(UserError, match="unknown --mtt_split"):
         build_index(config(tree, mtt_split="random"))
     with pytest.raises(UserError, match="one task, 'tags'"):
@@ -91,3 +97,53 @@ def test_errors(tmp_path):
         np.save(tmp_path / "magnatagatune" / f"{name}.npy", np.zeros((1, 1)))
     with pytest.raises(UserError, match="does not unpickle"):
         build_index(config(tree, mtt_split="won2020"))
+
+
+def test_shipped_won_split_has_the_published_sizes_and_folders():
+    clips = won_clips()
+    sizes = {split: sum(1 for s, _ in clips if s == split) for split in ("train", "valid", "test")}
+    assert sizes == {"train": 15244, "valid": 1529, "test": 4332}  # Lee et al. 2017, Table 1
+    assert len({path for _, path in clips}) == len(clips)
+    folders = {"train": set("0123456789ab"), "valid": {"c"}, "test": set("def")}
+    assert all(path[0] in folders[split] and path[1] == "/" and path.endswith(".mp3") for split, path in clips)
+    assert ("test", "d/ambient_teknology-the_all_seeing_eye_project-01-cyclops-0-29.mp3") in clips
+    # The same 50 tags as the Pons split, in Won's label order (which swaps two of them).
+    assert sorted(won_tags()) == sorted(top50_tags()) and won_tags()[47:49] == ["female voice", "metal"]
+
+
+WON_CLIPS = {  # clip_id: (mp3_path in the shipped won2020 split, tags, kind)
+    "900": ("b/wicked_allstars-dark_clouds-11-no_mercy-88-117.mp3", ["techno", "metal"], "good"),
+    "901": ("c/william_brooks-fowl_mouth-16-a_boy_outta_love-30-59.mp3", ["female voice"], "good"),
+    "902": ("d/ambient_teknology-the_all_seeing_eye_project-01-cyclops-0-29.mp3", ["ambient", "synth"], "good"),
+    "903": ("f/various_artists-south_by_southwest_compilation-14-flying_sun_palace-88-117.mp3", ["rock"], "empty"),
+}
+
+
+def test_shipped_won_split_without_wons_files(tmp_path, make_audio_file):
+    tree = make_magnatagatune(tmp_path)
+    csv_path = os.path.join(tree.root, "annotations_final.csv")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle, delimiter="\t"))
+    with open(csv_path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter="\t", quotechar='"', quoting=csv.QUOTE_ALL, lineterminator="\n")
+        for clip_id, (path, tags, kind) in WON_CLIPS.items():
+            writer.writerow([clip_id, *("1" if c in tags else "0" for c in header[1:-1]), path])
+            full = os.path.join(tree.root, path)
+            if kind == "good":
+                make_audio_file(full, seconds=3.0, sample_rate=16000)
+            else:
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                open(full, "wb").close()
+    data = get_dataset(config(tree, mtt_split="won2020"))
+    assert data.variant == "won2020 split" and data.class_names == won_tags()
+    assert [[t.track_id for t in data.tracks(s)] for s in ("train", "valid", "test")] == [["900"], ["901"], ["902"]]
+    for track in (t for s in ("train", "valid", "test") for t in data.tracks(s)):
+        tags = WON_CLIPS[track.track_id][1]
+        assert [data.class_names[i] for i in np.flatnonzero(track.label)] == [t for t in won_tags() if t in tags]
+        assert track.group == WON_CLIPS[track.track_id][0].rsplit("-", 2)[0]
+    assert "empty file" in data.skipped.reason(os.path.join(tree.root, WON_CLIPS["903"][0]))
+    # Clips of the split the (partial) annotations do not have are reported; clips outside the split are not.
+    first = os.path.join(tree.root, won_clips()[0][1])
+    assert "in the won2020 split but not in annotations_final.csv" in data.skipped.reason(first)
+    assert not any("artist_a" in path for path, _ in data.skipped)
+    assert get_dataset(config(tree)).variant == "pons2017 split"

@@ -161,7 +161,9 @@ def build_index(config: dict) -> DatasetIndex:
         entries, artists, problems, metadata = course_index(root)
     else:
         entries, artists, metadata = album_index(root, str(config.get("artist20_split_file") or ""))
-    return DatasetIndex(NAME, root, "artist", "multiclass", artists, entries, metadata, problems)
+    variant = "course layout" if layout == "course" else ("album split" if not config.get("artist20_split_file")
+                                                          else "split file")
+    return DatasetIndex(NAME, root, "artist", "multiclass", artists, entries, metadata, problems, variant)
 
 
 def from_config(config: dict) -> StandardDataset:

@@ -97,7 +97,8 @@ def build_index(config: dict) -> DatasetIndex:
                              f"tracks.csv: track {track_id} has no genre_top or an unknown split '{row['split']}'"))
             continue
         entries.append(Entry(split, relative, track_id, index[row["genre_top"]]))
-    return DatasetIndex(NAME, root, "genre", "multiclass", genres, entries, "tracks.csv", problems)
+    return DatasetIndex(NAME, root, "genre", "multiclass", genres, entries, "tracks.csv", problems,
+                        f"{subset} subset")
 
 
 # SHA-1 checksums published in the FMA README (github.com/mdeff/fma).

@@ -67,7 +67,8 @@ def _index(root: str, folder: str) -> DatasetIndex:
     index = {genre: i for i, genre in enumerate(GENRES)}
     entries = [Entry(split, _relative(root, folder, track_id), track_id, index[track_id.split(".")[0]])
                for track_id, split in filtered_split()]
-    return DatasetIndex(NAME, root, "genre", "multiclass", list(GENRES), entries, "the GTZAN filtered split")
+    return DatasetIndex(NAME, root, "genre", "multiclass", list(GENRES), entries, "the GTZAN filtered split",
+                        variant="fault-filtered split")
 
 
 def download_spec(config: dict):

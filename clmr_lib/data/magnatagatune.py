@@ -5,15 +5,19 @@ Law et al. 2009. Layout, as distributed (``mp3.zip.001``-``003`` + ``annotations
     <dataset_dir>/magnatagatune/            (or --dataset_dir pointing at this folder)
         annotations_final.csv               tab-separated: clip_id, 188 tag columns (0/1), mp3_path
         0/ ... 9/ a/ ... f/                 the clips, e.g. f/<artist>-<album>-<nr>-<title>-30-59.mp3
-        binary.npy tags.npy train.npy valid.npy test.npy     (only for --mtt_split won2020)
+        binary.npy tags.npy train.npy valid.npy test.npy     (optional, Won's own files for won2020)
 
 ``--mtt_split pons2017`` (CLMR's default): Pons et al.'s split, made from ``annotations_final.csv``
 by the shipped rule (``clmr_lib/data/splits/mtt_pons2017.json``) with the shipped 50 tags in
 Pons's label order. If the folder also holds Pons's own ``train_gt_mtt.tsv``, ``val_gt_mtt.tsv``,
 ``test_gt_mtt.tsv`` (and ``index_mtt.tsv``), as CLMR downloaded them, those files are read
-instead. ``--mtt_split won2020``: Won et al.'s split (15,247 / 1,529 / 4,332 clips) from the five
-``.npy`` files of minzwon/sota-music-tagging-models ``split/mtat/``, which the user puts next to
-``annotations_final.csv``. PR-AUC differs by about 10 points between the two: always name the split.
+instead. ``--mtt_split won2020``: the split of Won et al. 2020 (minzwon/sota-music-tagging-models), which
+is Lee et al.'s 2017 split: the same folders as Pons's, keeping the clips with at least one of the
+50 tags and more than 29.1 s of audio, 15,244 / 1,529 / 4,332 clips, shipped as
+``clmr_lib/data/splits/mtt_won2020.txt`` with the tag order of ``mtt_won2020_tags.txt``. If the
+folder holds Won's five ``.npy`` files (``binary.npy``, ``tags.npy``, ``train.npy``, ``valid.npy``,
+``test.npy``, read without unpickling), those are read instead. PR-AUC differs by about 10 points
+between the Pons and Won splits: always name the split.
 """
 from __future__ import annotations
 
@@ -133,9 +137,9 @@ def pons_tsv_entries(root: str, folder: str, rows: list[list[str]], tags: list[s
 def _load_npy(path: str) -> np.ndarray:
     """A NumPy file of plain numbers or strings; object arrays are refused (unpickling could run code)."""
     if not os.path.isfile(path):
-        raise UserError(f"{path} not found: --mtt_split won2020 needs binary.npy, tags.npy, train.npy, valid.npy "
-                        "and test.npy of minzwon/sota-music-tagging-models (split/mtat/) next to "
-                        f"{ANNOTATIONS}; put them there or use --mtt_split pons2017")
+        raise UserError(f"{path} not found: Won's own split files are binary.npy, tags.npy, train.npy, valid.npy "
+                        f"and test.npy together next to {ANNOTATIONS}; add the missing one, or remove them all to "
+                        "use the shipped won2020 split")
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as error:
@@ -144,6 +148,50 @@ def _load_npy(path: str) -> np.ndarray:
                             "save it as a string array: np.save(p, np.load(p, allow_pickle=True).astype(str))") \
                 from None
         raise UserError(f"{path} is not a valid .npy file ({error}); download it again") from None
+
+
+def won_clips() -> list[tuple[str, str]]:
+    """``(split, mp3_path)`` of every clip of the shipped won2020 split, in list order."""
+    spec = json.loads(read_split_file("mtt_pons2017.json"))
+    folder_split = {folder: split for split, folders in spec["folders"].items() for folder in folders}
+    clips = []
+    for line in read_split_file("mtt_won2020.txt").splitlines():
+        if line and not line.startswith("#"):
+            song, _, starts = line.partition("\t")
+            split = folder_split[song.split("/")[0]]
+            clips += [(split, f"{song}-{start}-{int(start) + 29}.mp3") for start in starts.split()]
+    return clips
+
+
+def won_tags() -> list[str]:
+    """The 50 tags in the label order of Won et al.'s ``tags.npy`` (Lee et al.'s ``top50_tags.txt``)."""
+    return [line for line in read_split_file("mtt_won2020_tags.txt").splitlines() if line]
+
+
+def won_shipped_entries(root: str, header: list[str], rows: list[list[str]]) -> tuple[list, list, list]:
+    """Entries of the shipped won2020 split, labelled from ``annotations_final.csv``."""
+    tags = won_tags()
+    missing = [t for t in tags if t not in header]
+    if missing:
+        raise UserError(f"{os.path.join(root, ANNOTATIONS)} has no column for tag(s) {', '.join(missing[:3])}; "
+                        "it is not the original annotations_final.csv — download it again")
+    columns = [header.index(t) for t in tags]
+    by_path = {row[-1]: row for row in rows if len(row) == len(header)}
+    prefix = _audio_prefix(root, list(by_path))
+    entries, problems = [], []
+    for split, mp3_path in won_clips():
+        row = by_path.get(mp3_path)
+        if row is None:
+            problems.append((os.path.join(root, prefix + mp3_path),
+                             f"in the won2020 split but not in {ANNOTATIONS} (or a row with a wrong number of columns)"))
+            continue
+        label = np.array([row[c] == "1" for c in columns], dtype=np.float32)
+        entries.append(Entry(split, prefix + mp3_path, row[0], label, _song(mp3_path)))
+    return entries, problems, tags
+
+
+def _has_won_files(root: str) -> bool:
+    return any(os.path.isfile(os.path.join(root, name)) for name in ("binary.npy", *WON_FILES.values()))
 
 
 def won_entries(root: str, rows: list[list[str]]) -> tuple[list, list, list]:
@@ -179,9 +227,12 @@ def build_index(config: dict) -> DatasetIndex:
                      "or download it: python preprocess.py --dataset magnatagatune --dataset_dir DIR --download")
     header, rows = read_annotations(os.path.join(root, ANNOTATIONS))
     metadata = ANNOTATIONS
-    if split == "won2020":
+    if split == "won2020" and _has_won_files(root):
         entries, problems, tags = won_entries(root, rows)
         metadata = "the won2020 split files"
+    elif split == "won2020":
+        entries, problems, tags = won_shipped_entries(root, header, rows)
+        metadata = "the won2020 split"
     else:
         tags = top50_tags()
         tsv_folder = _pons_tsv_folder(root)
@@ -190,7 +241,7 @@ def build_index(config: dict) -> DatasetIndex:
             metadata = "the Pons *_gt_mtt.tsv files"
         else:
             entries, problems = pons_entries(root, header, rows, tags)
-    return DatasetIndex(NAME, root, "tags", "multilabel", tags, entries, metadata, problems)
+    return DatasetIndex(NAME, root, "tags", "multilabel", tags, entries, metadata, problems, f"{split} split")
 
 
 def download_spec(config: dict):

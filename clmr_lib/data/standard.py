@@ -57,6 +57,8 @@ class DatasetIndex:
         metadata: Name of the file listing them, for messages (``"annotations_final.csv"``).
         problems: ``(path, reason)`` for entries the metadata itself rules out (no label, unknown
             split); they are reported as skipped.
+        variant: Which version of the benchmark this is (``"pons2017 split"``, ``"small subset"``),
+            named next to every reported metric; empty when there is only one.
     """
 
     name: str
@@ -67,6 +69,7 @@ class DatasetIndex:
     entries: list
     metadata: str
     problems: list = field(default_factory=list)
+    variant: str = ""
 
     def relatives(self) -> list[str]:
         """Every listed file once, in first-listed order (a file listed in two splits is converted once)."""
@@ -238,14 +241,14 @@ class StandardDataset:
         use_processed: Read converted files when present (false: always the originals).
 
     Attributes:
-        name, root, task, task_type, class_names: As in the index.
+        name, root, task, task_type, class_names, variant: As in the index.
         skipped: Files left out, with reasons (paths of the original files).
         processed: How many distinct files are read from converted copies.
     """
 
     def __init__(self, index: DatasetIndex, sample_rate: int = 22050, audio_length: int = 59049,
                  pad_short: bool = True, workers: int = 4, progress: bool = True, use_processed: bool = True):
-        self.name, self.root, self.task = index.name, index.root, index.task
+        self.name, self.root, self.task, self.variant = index.name, index.root, index.task, index.variant
         self.task_type, self.class_names = index.task_type, list(index.class_names)
         self.sample_rate, self.audio_length = int(sample_rate), int(audio_length)
         self.skipped = SkipReport(index.problems)

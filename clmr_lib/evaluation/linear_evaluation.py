@@ -299,7 +299,9 @@ def run_linear_evaluation(config: dict) -> dict:
     dataset = with_validation(get_dataset(config), seed)
     task = getattr(dataset, "task", "") or config["dataset"]
     out = _output_dir(config, dataset)
-    context = {"dataset": config["dataset"], "task": task, "task_type": dataset.task_type}
+    variant = getattr(dataset, "variant", "")
+    context = {"dataset": config["dataset"], "task": task, "task_type": dataset.task_type,
+               **({"variant": variant} if variant else {})}
     results, retrieval, skipped, n_tracks = [], [], {}, {}
     for name in names:
         encoder, name, extra, extra_details = _build_encoder(name, loaded, dict(config, encoder="sample_cnn"),
@@ -323,7 +325,7 @@ def run_linear_evaluation(config: dict) -> dict:
               + (", probes selected on 10% of the training tracks held out"
                  if selects_on_held_out_training(dataset) else "")] if split == "valid" else []) \
         + (["validation: 10% of the training tracks held out"] if isinstance(dataset, HeldOutValidation) else [])
-    title = (f"{config['dataset']}/{task}: {split} split, track level (chunk predictions averaged), seed {seed}"
+    title = (f"{config['dataset']}{f' ({variant})' if variant else ''}/{task}: {split} split, track level (chunk predictions averaged), seed {seed}"
              + "".join(f"  [{note}]" for note in notes))
     table = results_table(results, retrieval, title)
     files = write_comparison_files(out, results, table, dataset.class_names, plots=bool(config.get("plots", True)))

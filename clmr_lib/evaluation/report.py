@@ -17,6 +17,11 @@ COLUMN_TITLES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "accuracy": "acc", "t
                  "macro_f1": "macro-F1"}
 
 
+
+def _variant(record: dict) -> str:
+    """`` (pons2017 split)`` for a record naming its benchmark variant, else empty."""
+    return f" ({record['variant']})" if record.get("variant") else ""
+
 def slug(text: str) -> str:
     """A file-name-safe version of an encoder or probe name (``runs/demo/last.ckpt`` → ``runs_demo_last.ckpt``)."""
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(text)).strip("_.") or "encoder"
@@ -108,7 +113,8 @@ def write_run_files(out: Path, record: dict, predictions: dict, class_names: Seq
     """
     stem = f"{slug(record['encoder'])}__{record['probe']}"
     activation = "sigmoid" if record["task_type"] == "multilabel" else "softmax"
-    write_json({**{k: record[k] for k in ("dataset", "task", "task_type", "encoder", "probe", "seed")},
+    write_json({**{k: record[k] for k in ("dataset", "variant", "task", "task_type", "encoder", "probe", "seed")
+                   if k in record},
                 "class_names": list(class_names), "score": f"mean over chunks of {activation} probabilities",
                 "splits": predictions}, out / "predictions" / f"{stem}.json")
     files = {"predictions": f"predictions/{stem}.json"}
@@ -116,7 +122,8 @@ def write_run_files(out: Path, record: dict, predictions: dict, class_names: Seq
         from clmr_lib.evaluation import plots as figures
 
         drawn = []
-        title = f"{record['dataset']}/{record['task']} ({record['split']}), {record['encoder']}, {record['probe']}"
+        title = (f"{record['dataset']}{_variant(record)}/{record['task']} ({record['split']}), {record['encoder']}, "
+                 f"{record['probe']}")
         metrics, history = record["metrics"], record["details"].get("history")
         if "confusion_matrix" in metrics:
             drawn.append(figures.plot_confusion_matrix(metrics["confusion_matrix"], class_names,
@@ -149,7 +156,7 @@ def write_comparison_files(out: Path, results: Sequence[dict], table: str, class
 
         metric = HEADLINE[first["task_type"]][0]
         plot_comparison(results, metric, out / "plots" / "comparison.png",
-                        f"{first['dataset']}/{first['task']}: {metric} ({first['split']} split)")
+                        f"{first['dataset']}{_variant(first)}/{first['task']}: {metric} ({first['split']} split)")
         files["comparison_plot"] = "plots/comparison.png"
     saved = json.loads((out / first["predictions"]).read_text(encoding="utf-8"))["splits"]
     unlabelled = [r for r in saved.get("test", []) if r["target"] is None]

@@ -24,6 +24,7 @@ class HeldOutValidation:
         self.dataset = dataset
         self.task_type, self.class_names = dataset.task_type, dataset.class_names
         self.task, self.skipped = getattr(dataset, "task", ""), getattr(dataset, "skipped", SkipReport())
+        self.variant = getattr(dataset, "variant", "")
         train = dataset.tracks("train")
         groups = sorted({t.group or t.path for t in train})
         rng = np.random.default_rng(seed)
