@@ -147,3 +147,12 @@ def test_shipped_won_split_without_wons_files(tmp_path, make_audio_file):
     assert "in the won2020 split but not in annotations_final.csv" in data.skipped.reason(first)
     assert not any("artist_a" in path for path, _ in data.skipped)
     assert get_dataset(config(tree)).variant == "pons2017 split"
+
+
+def test_preprocessing_a_split_none_of_whose_clips_is_annotated_is_a_user_error(tmp_path):
+    from clmr_lib.preprocessing.pipeline import run_preprocessing
+
+    tree = make_magnatagatune(tmp_path)  # its clips are made up: none is in the won2020 split
+    with pytest.raises(UserError, match="the won2020 split lists no usable file of dataset 'magnatagatune'") as caught:
+        run_preprocessing(config(tree, mtt_split="won2020", processed_format="wav"))
+    assert "not in annotations_final.csv" in str(caught.value) and "\n" not in str(caught.value)

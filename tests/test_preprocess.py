@@ -226,11 +226,22 @@ def test_guards(tmp_path):
     with pytest.raises(UserError, match="--processed_format wav"):
         convert_dataset(index, RATE, "flac", workers=1, progress=False)
     folder = processed_dir(tree.root, RATE)
-    with open(os.path.join(folder, ".preprocess.lock"), "w") as handle:
-        handle.write(str(os.getppid()))  # a live process that is not us
-    with pytest.raises(UserError, match="another preprocess.py run"):
-        convert_dataset(index, RATE, workers=1, progress=False)
-    os.remove(os.path.join(folder, ".preprocess.lock"))
+    lock = os.path.join(folder, ".preprocess.lock")
+    # A lock file left by a killed run (its process id, no lock held) does not block the next run.
+    with open(lock, "w") as handle:
+        handle.write(str(os.getppid()))
+    assert convert_dataset(index, RATE, workers=1, progress=False).skipped == len(tree.good) + len(tree.short)
+    assert not os.path.exists(lock)
+    # A running one does: another open file holding the lock, as another process would.
+    import fcntl
+
+    with open(lock, "w") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        holder.write("4242")
+        holder.flush()
+        with pytest.raises(UserError, match=r"another preprocess.py run \(process 4242\)"):
+            convert_dataset(index, RATE, workers=1, progress=False)
+    os.remove(lock)
     open(os.path.join(folder, ".x.wav.abc.tmp.wav"), "w").close()
     assert remove_temporary_files(folder) == 1
 

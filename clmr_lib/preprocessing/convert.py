@@ -20,6 +20,11 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from tqdm import tqdm
 
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
+
 from clmr_lib.data.audio_io import AudioReadError, audio_info, read_audio, write_audio
 from clmr_lib.data.processed import FORMATS, Manifest, processed_dir, processed_path, source_stamp
 from clmr_lib.data.standard import DatasetIndex
@@ -92,29 +97,67 @@ def _init_worker() -> None:
 
 
 class _Lock:
-    """One preprocessing run per output folder: a lock file holding the owner's process id."""
+    """One preprocessing run per output folder: an exclusive ``flock`` on a lock file holding the owner's id.
+
+    The kernel drops the lock when its holder dies, however it dies, so a killed run never blocks
+    the next one, and two runs started at the same moment cannot both get it (the check and the
+    taking are one system call). Where ``fcntl`` is missing, the process id in the file is checked.
+    """
 
     def __init__(self, folder: str):
         self.path = os.path.join(folder, LOCK_NAME)
+        self._handle = None
+
+    def _refuse(self, owner: str) -> None:
+        raise UserError(f"another preprocess.py run (process {owner or 'unknown'}) is converting into "
+                        f"{os.path.dirname(self.path)}; wait for it to finish")
 
     def __enter__(self) -> "_Lock":
+        if fcntl is None:
+            return self._enter_without_flock()
+        while True:
+            handle = open(self.path, "a+", encoding="utf-8")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                owner = handle.read().strip()
+                handle.close()
+                self._refuse(owner)
+            try:
+                same = os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino
+            except OSError:
+                same = False
+            if same:
+                break
+            handle.close()  # the holder removed the file between our open and our lock: take the new one
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def _enter_without_flock(self) -> "_Lock":
         try:
             with open(self.path, encoding="utf-8") as handle:
                 owner = int(handle.read().strip() or 0)
         except (OSError, ValueError):
             owner = 0
         if owner and owner != os.getpid() and _alive(owner):
-            raise UserError(f"another preprocess.py run (process {owner}) is converting into "
-                            f"{os.path.dirname(self.path)}; wait for it, or delete {self.path} if it is gone")
+            self._refuse(str(owner))
         with open(self.path, "w", encoding="utf-8") as handle:
             handle.write(str(os.getpid()))
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            os.remove(self.path)
+            os.remove(self.path)  # while still locked, so no other run can hold a lock on a removed file
         except OSError:
             pass
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 def _alive(pid: int) -> bool:

@@ -60,6 +60,10 @@ def run_preprocessing(config: dict) -> PreprocessReport:
         spec = spec_of(config)
         download_dataset(spec, download_folder(config["dataset_dir"], spec.folder), progress)
     index = module.build_index(config)
+    if not index.entries:
+        example = f" (e.g. {index.problems[0][0]}: {index.problems[0][1]})" if index.problems else ""
+        raise UserError(f"{index.metadata} lists no usable file of dataset '{index.name}' in {index.root}{example}; "
+                        "check --dataset_dir and the dataset's options")
     workers = int(config.get("workers", 0))
     workers = workers if workers > 0 else (os.cpu_count() or 1)
     return convert_dataset(index, sample_rate, format_name, workers=workers, progress=progress)
