@@ -1,4 +1,6 @@
 """FMA: tracks.csv with its real header rows, small and medium subsets, official split, faults skipped."""
+import csv
+
 import pytest
 
 from clmr_lib.data import get_dataset
@@ -20,6 +22,18 @@ def test_read_tracks_keeps_three_columns_despite_free_text(tmp_path):
     rows = read_tracks(f"{tree.root}/fma_metadata/tracks.csv")
     assert set(rows) == {str(t[0]) for t in tree.tracks}
     assert rows["99134"] == {"split": "training", "subset": "small", "genre_top": "Pop"}
+
+
+def test_read_tracks_finds_the_columns_by_name_in_any_order(tmp_path):
+    tree = make_fma(tmp_path)
+    path = f"{tree.root}/fma_metadata/tracks.csv"
+    expected = read_tracks(path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    # Reverse every column after the index: genre_top now comes before ('set', 'subset') and ('set', 'split').
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([row[:1] + row[:0:-1] for row in table])
+    assert read_tracks(path) == expected
 
 
 def test_small_subset(tmp_path):

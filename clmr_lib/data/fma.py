@@ -53,12 +53,14 @@ def read_tracks(path: str) -> dict[str, dict[str, str]]:
             raise UserError(f"{path} has no column {column}; it is not FMA's tracks.csv — download fma_metadata.zip "
                             "again")
         positions[key] = matches[0]
+    # read_csv returns the used columns in file order, whatever the order of usecols: name them so.
+    order = sorted(positions, key=positions.get)
     table = pd.read_csv(path, header=None, skiprows=2, usecols=[0, *positions.values()], dtype=str,
                         keep_default_na=False)
-    table.columns = ["track_id", *positions]
+    table.columns = ["track_id", *order]
     table = table[table["track_id"].str.fullmatch(r"\d+")]
     return {track_id: dict(split=split, subset=subset, genre_top=genre)
-            for track_id, split, subset, genre in table.itertuples(index=False, name=None)}
+            for track_id, split, subset, genre in table[["track_id", *COLUMNS]].itertuples(index=False, name=None)}
 
 
 def _audio_folder(root: str, subset: str) -> str:
