@@ -144,7 +144,7 @@ def test_shipped_won_split_without_wons_files(tmp_path, make_audio_file):
     assert "empty file" in data.skipped.reason(os.path.join(tree.root, WON_CLIPS["903"][0]))
     # Clips of the split the (partial) annotations do not have are reported; clips outside the split are not.
     first = os.path.join(tree.root, won_clips()[0][1])
-    assert "in the won2020 split but not in annotations_final.csv" in data.skipped.reason(first)
+    assert "in the won2020 split but without a valid row in annotations_final.csv" in data.skipped.reason(first)
     assert not any("artist_a" in path for path, _ in data.skipped)
     assert get_dataset(config(tree)).variant == "pons2017 split"
 
@@ -155,4 +155,4 @@ def test_preprocessing_a_split_none_of_whose_clips_is_annotated_is_a_user_error(
     tree = make_magnatagatune(tmp_path)  # its clips are made up: none is in the won2020 split
     with pytest.raises(UserError, match="the won2020 split lists no usable file of dataset 'magnatagatune'") as caught:
         run_preprocessing(config(tree, mtt_split="won2020", processed_format="wav"))
-    assert "not in annotations_final.csv" in str(caught.value) and "\n" not in str(caught.value)
+    assert "without a valid row in annotations_final.csv" in str(caught.value) and "\n" not in str(caught.value)

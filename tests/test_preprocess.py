@@ -215,7 +215,8 @@ def test_entries_the_metadata_rules_out_are_in_the_report(tmp_path):
     index.problems.append((unlabelled, "metadata: no label for x.00001"))
     report = convert_dataset(index, RATE, workers=1, progress=False)
     assert report.excluded == [{"path": unlabelled, "reason": "metadata: no label for x.00001"}]
-    assert "excluded   1 entries" in report.summary()
+    assert "excluded   1 entries the metadata itself rules out (e.g. metadata: no label for x.00001;" \
+        in report.summary()
     assert PreprocessReport.load(os.path.join(report.output, "report.json")).excluded == report.excluded
 
 

@@ -183,7 +183,7 @@ def won_shipped_entries(root: str, header: list[str], rows: list[list[str]]) -> 
         row = by_path.get(mp3_path)
         if row is None:
             problems.append((os.path.join(root, prefix + mp3_path),
-                             f"in the won2020 split but not in {ANNOTATIONS} (or a row with a wrong number of columns)"))
+                             f"in the won2020 split but without a valid row in {ANNOTATIONS}"))
             continue
         label = np.array([row[c] == "1" for c in columns], dtype=np.float32)
         entries.append(Entry(split, prefix + mp3_path, row[0], label, _song(mp3_path)))

@@ -95,8 +95,8 @@ class PreprocessReport:
                  f"  skipped    {self.skipped} (converted by an earlier run)",
                  f"  failed     {len(self.failed)}"
                  + (" (left out of every split that lists them)" if self.failed else ""),
-                 *([f"  excluded   {len(self.excluded)} entries of the metadata with no usable label or path "
-                    "(see report.json)"] if self.excluded else []),
+                 *([f"  excluded   {len(self.excluded)} entries the metadata itself rules out (e.g. "
+                    f"{self.excluded[0]['reason']}; each in report.json)"] if self.excluded else []),
                  f"  audio      {self._amount()} in {self.converted + self.skipped} converted files",
                  f"  time       {_duration(self.elapsed)} with {self.workers} worker{'s' if self.workers != 1 else ''}"
                  + (f" ({self.hours_per_minute:.2f} hours of audio per minute)" if self.converted else "")]
