@@ -7,7 +7,7 @@ import os
 
 from clmr_lib.data.files import find_audio_files, scan_audio_files  # noqa: F401 (re-exported)
 from clmr_lib.data.report import SkipReport
-from clmr_lib.data.standard import DatasetIndex, Entry, locate_files
+from clmr_lib.data.standard import DatasetIndex, Entry, count_converted, locate_files
 from clmr_lib.data.track import Track
 from clmr_lib.errors import UserError
 
@@ -105,7 +105,7 @@ class AudioFolder:
             raise UserError(f"none of the {len(index.relatives())} audio files in {self.root} can be used (e.g. "
                             f"{first_path}: {first_reason}); fix or replace the files"
                             + ("" if pad_short else ", or set --pad_short true to keep short files"))
-        self.processed = sum(path != index.source(r) for r, (path, _) in usable.items())
+        self.processed = count_converted(index, usable)
         self._entries = [(*usable[e.relative], e.relative, e.split) for e in index.entries
                          if e.relative in usable and e.split != "test"]
 

@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from clmr_lib.data.report import SkipReport
-from clmr_lib.data.standard import DatasetIndex, Entry, locate_files
+from clmr_lib.data.standard import DatasetIndex, Entry, count_converted, locate_files
 from clmr_lib.data.track import Track
 from clmr_lib.errors import UserError
 
@@ -153,7 +153,7 @@ class LabelledFolder:
         self.skipped = SkipReport(self.index.problems)
         usable = locate_files(self.index, sample_rate, 0 if pad_short else audio_length, self.skipped,
                               workers=workers, progress=progress, use_processed=use_processed)
-        self.processed = sum(path != self.index.source(r) for r, (path, _) in usable.items())
+        self.processed = count_converted(self.index, usable)
         self._tracks = {"train": [], "valid": [], "test": []}
         for entry in self.index.entries:
             if entry.relative in usable:

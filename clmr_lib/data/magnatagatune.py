@@ -74,10 +74,15 @@ def _audio_prefix(root: str, mp3_paths: list[str]) -> str:
     return ""
 
 
+def _pons_rule() -> tuple[dict, dict]:
+    """The shipped Pons rule: its spec and clip folder -> split (the won2020 split uses the same folders)."""
+    spec = json.loads(read_split_file("mtt_pons2017.json"))
+    return spec, {folder: split for split, folders in spec["folders"].items() for folder in folders}
+
+
 def pons_entries(root: str, header: list[str], rows: list[list[str]], tags: list[str]) -> tuple[list, list]:
     """Entries of the Pons split from ``annotations_final.csv`` and the shipped rule."""
-    spec = json.loads(read_split_file("mtt_pons2017.json"))
-    folder_split = {folder: split for split, folders in spec["folders"].items() for folder in folders}
+    spec, folder_split = _pons_rule()
     missing = [t for t in tags if t not in header]
     if missing:
         raise UserError(f"{os.path.join(root, ANNOTATIONS)} has no column for tag(s) {', '.join(missing[:3])}; "
@@ -152,8 +157,7 @@ def _load_npy(path: str) -> np.ndarray:
 
 def won_clips() -> list[tuple[str, str]]:
     """``(split, mp3_path)`` of every clip of the shipped won2020 split, in list order."""
-    spec = json.loads(read_split_file("mtt_pons2017.json"))
-    folder_split = {folder: split for split, folders in spec["folders"].items() for folder in folders}
+    folder_split = _pons_rule()[1]
     clips = []
     for line in read_split_file("mtt_won2020.txt").splitlines():
         if line and not line.startswith("#"):

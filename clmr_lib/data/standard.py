@@ -223,6 +223,11 @@ def locate_files(index: DatasetIndex, sample_rate: int, min_samples: int, skippe
     return usable
 
 
+def count_converted(index: DatasetIndex, usable: dict) -> int:
+    """How many of the files :func:`locate_files` found are read from converted copies."""
+    return sum(path != index.source(relative) for relative, (path, _) in usable.items())
+
+
 class StandardDataset:
     """Tracks of a :class:`DatasetIndex`, checked and labelled, split by the index.
 
@@ -254,7 +259,7 @@ class StandardDataset:
         self.skipped = SkipReport(index.problems)
         usable = locate_files(index, self.sample_rate, 0 if pad_short else self.audio_length, self.skipped,
                               workers=workers, progress=progress, use_processed=use_processed)
-        self.processed = sum(path != index.source(relative) for relative, (path, _) in usable.items())
+        self.processed = count_converted(index, usable)
         self._tracks = {split: [] for split in SPLITS}
         # Equal labels and lengths share one object: with 100,000s of tracks the index is most of
         # what every DataLoader worker copies (measured: ~1 KB per track before sharing).
